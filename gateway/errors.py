@@ -1,0 +1,100 @@
+"""One error tree, mapped to HTTP in one place (`gateway/middleware/errors.py`).
+
+    GatewayError
+    ├── BadRequest               400  malformed input (path, JSON, parameters)
+    ├── AuthenticationFailed     401  a credential was present but bad
+    ├── StepUpRequired           401  RFC 9470 challenge
+    ├── Forbidden                403  policy denial with a reason code
+    ├── NotFound                 404  no route, or a resource the actor may not see
+    ├── MethodNotAllowed         405
+    ├── PayloadTooLarge          413
+    ├── TooManyRequests          429
+    ├── ServiceUnavailable       503  a dependency (store, directory, policy) cannot answer
+    └── UpstreamError            502
+        ├── UpstreamUnavailable  502  connection refused / reset
+        └── UpstreamTimeout      504
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status_code = 500
+    error = "internal"
+    reason = "internal_error"
+
+    def __init__(self, reason: str | None = None, detail: str | None = None) -> None:
+        super().__init__(detail or reason or self.reason)
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+
+
+class BadRequest(GatewayError):
+    status_code = 400
+    error = "bad_request"
+    reason = "bad_request"
+
+
+class AuthenticationFailed(GatewayError):
+    status_code = 401
+    error = "unauthenticated"
+    reason = "authentication_failed"
+
+
+class StepUpRequired(GatewayError):
+    status_code = 401
+    error = "step_up_required"
+    reason = "step_up_required"
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    error = "forbidden"
+    reason = "forbidden"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    error = "not_found"
+    reason = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status_code = 405
+    error = "method_not_allowed"
+    reason = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    error = "payload_too_large"
+    reason = "payload_too_large"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    error = "too_many_requests"
+    reason = "rate_limited"
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    error = "unavailable"
+    reason = "dependency_unavailable"
+
+
+class UpstreamError(GatewayError):
+    status_code = 502
+    error = "bad_gateway"
+    reason = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    reason = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    error = "gateway_timeout"
+    reason = "upstream_timeout"
