@@ -1,0 +1,352 @@
+"""Typed settings: one TOML file plus ``PORTAL_GATEWAY_*`` environment overrides.
+
+Every section is a frozen dataclass; `load_settings` validates the whole file at
+start, and every error names the file and the dotted key, so an operator can
+fix it without reading code. Unknown keys are errors (a typo must not silently
+fall back to a default). Environment overrides use ``__`` between levels:
+``PORTAL_GATEWAY_SERVER__PORT=9090`` sets ``[server] port``; values are read as
+TOML literals when they parse (numbers, booleans, arrays) and as strings
+otherwise.
+
+Components own their section types (`gateway.auth.config`, ...); this module
+only knows how to read and check dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+__all__ = [
+    "DatabaseSettings",
+    "PolicySettings",
+    "RoutesSettings",
+    "ServerSettings",
+    "Settings",
+    "SettingsError",
+    "SigningSettings",
+    "StoreSettings",
+    "UpstreamSettings",
+    "load_section",
+    "load_settings",
+]
+
+T = TypeVar("T")
+ENV_PREFIX = "PORTAL_GATEWAY_"
+
+
+class SettingsError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    #: The public origin of the gateway (used for redirects, cookies and OIDC).
+    public_url: str = "http://127.0.0.1:8080"
+    #: Peers (IP or CIDR) whose X-Forwarded-For / Forwarded headers are believed.
+    trusted_proxies: list[str] = field(default_factory=list)
+    #: Largest request body forwarded to a backend; larger → 413.
+    max_body_bytes: int = 10 * 1024 * 1024
+    #: Where keys, the SQLite file and the SMS outbox live.
+    data_dir: str = "var"
+    access_log: bool = True
+    #: Secure cookies are the default; only a plain-HTTP demo turns this off.
+    cookie_secure: bool = True
+    #: Longest accepted request path (bytes, percent-encoded form).
+    max_path_bytes: int = 2048
+    graceful_shutdown_seconds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "pg:"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    #: SQLAlchemy async URL; the embedded default is a SQLite file in data_dir.
+    url: str = "sqlite+aiosqlite:///var/portal.db"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySettings:
+    backend: Literal["sql", "http"] = "sql"
+    #: For backend = "http": the base URL of the directory service.
+    url: str = ""
+    cache_ttl_seconds: float = 30.0
+    timeout_seconds: float = 2.0
+    #: Loaded into an empty SQL directory at start (the demo world); "" = none.
+    seed_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    path: str = "policies/portal.polar"
+    tests: str = "policies/tests"
+    #: Watch the policy file and reload on change (SIGHUP always reloads).
+    watch: bool = True
+    watch_interval_seconds: float = 1.0
+    #: "stdout", "off", or a file path for the decision log.
+    decision_log: str = "stdout"
+    cache_size: int = 100_000
+    #: Where VPN and fleet administration live (the pointer in VPN denials).
+    business_station_url: str = "https://business-station.example.at/"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesSettings:
+    path: str = "config/routes.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSettings:
+    issuer: str = "portal-gateway"
+    algorithm: Literal["EdDSA", "ES256"] = "EdDSA"
+    assertion_ttl_seconds: int = 60
+    #: A new signing key is made when the current one is older than this.
+    rotate_after_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    url: str
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 30.0
+    pool_size: int = 100
+    keepalive_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration; `source` is the file it came from (for messages)."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    routes: RoutesSettings = field(default_factory=RoutesSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
+    upstreams: dict[str, UpstreamSettings] = field(default_factory=dict)
+    #: Component sections (auth, sms, oidc, ...) as raw tables; each component
+    #: parses its own with `load_section` so the types live next to the code.
+    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        """A configured path, relative to the directory the gateway runs in."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def section(self, cls: type[T], name: str) -> T:
+        """Parse a component's section (e.g. ``[auth]``) into its dataclass."""
+        return load_section(cls, self.extra.get(name, {}), name, self.source)
+
+
+_KNOWN = {f.name for f in dataclasses.fields(Settings)} - {"extra", "source", "base_dir"}
+#: Top-level tables that components own; anything else is a typo.
+COMPONENT_SECTIONS = frozenset({"auth", "sms", "oidc", "totp", "regulation", "sessions", "web"})
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    where = f"{source}: {key}"
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise SettingsError(f"{where}: must be one of {allowed}, got {_describe(value)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, key, source)
+            except SettingsError as exc:
+                errors.append(str(exc))
+        raise SettingsError(errors[0] if errors else f"{where}: invalid value")
+    if origin is list:
+        if not isinstance(value, list):
+            raise SettingsError(f"{where}: expected an array, got {_describe(value)}")
+        return [_convert(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SettingsError(f"{where}: expected a table, got {_describe(value)}")
+        return {k: _convert(args[1], v, f"{key}.{k}", source) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return load_section(tp, value, key, source)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{where}: expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: expected a string, got {_describe(value)}")
+        return value
+    raise SettingsError(f"{where}: unsupported setting type {tp!r}")  # pragma: no cover
+
+
+def load_section(cls: type[T], data: Any, key: str, source: str) -> T:
+    """Build dataclass `cls` from a TOML table, rejecting unknown keys and bad types."""
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{source}: [{key}] must be a table, got {_describe(data)}")
+    assert dataclasses.is_dataclass(cls)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise SettingsError(f"{source}: unknown key {key}.{unknown[0]} (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], f"{key}.{name}", source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SettingsError(f"{source}: missing required key {key}.{name}")
+    return typing.cast(T, cls(**kwargs))
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if len(parts) < 2:
+            raise SettingsError(
+                f"environment {name}: expected PORTAL_GATEWAY_<SECTION>__<KEY>, e.g. PORTAL_GATEWAY_SERVER__PORT"
+            )
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"environment {name}: {part} is not a table")
+            node = child
+        node[parts[-1]] = _env_value(raw)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raise SettingsError on any problem."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get(ENV_PREFIX + "CONFIG")
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError(f"{source}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise SettingsError(f"{source}: cannot read: {exc.strerror}") from None
+    _apply_env(data, environ)
+    for name, value in (overrides or {}).items():
+        section, _, key = name.partition(".")
+        data.setdefault(section, {})[key] = value
+
+    unknown = sorted(set(data) - _KNOWN - COMPONENT_SECTIONS)
+    if unknown:
+        raise SettingsError(
+            f"{source}: unknown section [{unknown[0]}] "
+            f"(known: {', '.join(sorted(_KNOWN | COMPONENT_SECTIONS))})"
+        )
+    hints = typing.get_type_hints(Settings)
+    kwargs: dict[str, Any] = {
+        name: _convert(hints[name], data[name], name, source) for name in _KNOWN if name in data
+    }
+    extra = {name: data[name] for name in COMPONENT_SECTIONS if name in data}
+    settings = Settings(**kwargs, extra=extra, source=source, base_dir=str(base_dir))
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    src = s.source
+    if not 0 < s.server.port < 65536:
+        raise SettingsError(f"{src}: server.port must be between 1 and 65535, got {s.server.port}")
+    if s.server.workers < 1:
+        raise SettingsError(f"{src}: server.workers must be at least 1, got {s.server.workers}")
+    if s.server.workers > 1 and s.store.backend == "memory":
+        raise SettingsError(
+            f"{src}: server.workers = {s.server.workers} needs a shared store: "
+            'set store.backend = "redis" (memory state cannot be shared between workers)'
+        )
+    if s.server.max_body_bytes < 0:
+        raise SettingsError(f"{src}: server.max_body_bytes must not be negative")
+    import ipaddress
+
+    for i, cidr in enumerate(s.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{src}: server.trusted_proxies[{i}]: not an IP address or network: {cidr!r}"
+            ) from None
+    for name, up in s.upstreams.items():
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(up.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(
+                f"{src}: upstreams.{name}.url must be an http(s) URL with a host, got {up.url!r}"
+            )
+        if parts.path not in ("", "/"):
+            raise SettingsError(f"{src}: upstreams.{name}.url must not have a path, got {up.url!r}")
+        if up.connect_timeout_seconds <= 0 or up.read_timeout_seconds <= 0:
+            raise SettingsError(f"{src}: upstreams.{name}: timeouts must be positive")
+    for key, value in (("policy.path", s.policy.path), ("routes.path", s.routes.path)):
+        if not s.path(value).is_file():
+            raise SettingsError(f"{src}: {key}: file not found: {s.path(value)}")
+    if s.directory.backend == "http" and not s.directory.url:
+        raise SettingsError(f'{src}: directory.url is required when directory.backend = "http"')
+    if s.directory.seed_file and not s.path(s.directory.seed_file).is_file():
+        raise SettingsError(f"{src}: directory.seed_file: file not found: {s.directory.seed_file}")
