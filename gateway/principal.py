@@ -12,6 +12,14 @@ from typing import Literal
 AccessLevel = Literal["full", "restricted"]
 PrincipalKind = Literal["account", "service"]
 
+#: What an account was registered (or linked) as; decided by the policy's
+#: can_register rules from the identifier and the proof given:
+#: "customer"        Kundenkennwort of a customer number: holder or authorised person (full)
+#: "business_member" PUK / current invoice of a Business Member line (full on that customer)
+#: "split_private"   PUK / current invoice of the private line of an invoice-split contract
+#: "line_user"       SMS-TAN to a line: Benutzer-Login (restricted to that one line)
+Role = Literal["customer", "business_member", "split_private", "line_user"]
+
 #: Authentication methods as recorded on a session (and sent as X-Portal-Auth-Methods).
 #: "password", "totp", "sms_tan", "oidc", "bearer_jwt", "client_credentials".
 SECOND_FACTORS = frozenset({"totp", "sms_tan"})
@@ -38,6 +46,10 @@ class Principal:
     access_level: AccessLevel = "restricted"
     auth_methods: frozenset[str] = field(default_factory=frozenset)
     second_factor_at: float | None = None
+    #: The account's binding: the role it was registered as, the customer number
+    #: (role "customer") and/or the line (other roles, and every SMS-TAN session).
+    role: Role | None = None
+    bound_customer: str | None = None
     bound_msisdn: str | None = None
     session_id: str | None = None
     provider: str | None = None
