@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.database import Database
 from gateway.store.memory import MemoryStore
 from gateway.store.redis_store import RedisStore
 
@@ -52,3 +53,11 @@ async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[M
     rs = await _redis()
     yield rs
     await _drop(rs)
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    database = Database("sqlite+aiosqlite:///:memory:")
+    await database.migrate()
+    yield database
+    await database.close()
