@@ -64,7 +64,11 @@ def make_providers(
 
 def bearer(token: str) -> Credentials:
     return Credentials(
-        authorization=f"Bearer {token}", cookies={}, client_ip="127.0.0.1", method="GET", path="/api/x"
+        authorization=f"Bearer {token}",
+        cookies={},
+        client_ip="127.0.0.1",
+        method="GET",
+        path="/api/x",
     )
 
 

@@ -32,7 +32,9 @@ def ensure_installed() -> None:
 
 
 def new_key(kid: str) -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"kid": kid, "alg": "RS256", "use": "sig"}, private=True)
+    return RSAKey.generate_key(
+        2048, parameters={"kid": kid, "alg": "RS256", "use": "sig"}, private=True
+    )
 
 
 def private_jwks(*keys: RSAKey) -> dict[str, Any]:
@@ -73,7 +75,13 @@ class Idp:
         token: str = r.json()["access_token"]
         return token
 
-    def mint(self, claims: dict[str, Any], *, key: RSAKey | None = None, header: dict[str, Any] | None = None) -> str:
+    def mint(
+        self,
+        claims: dict[str, Any],
+        *,
+        key: RSAKey | None = None,
+        header: dict[str, Any] | None = None,
+    ) -> str:
         """A token signed with the provider's own key (or `key`), with any claims."""
         key = key or self.keys[0]
         now = int(time.time())
@@ -84,8 +92,14 @@ class Idp:
         return jwt.encode(hdr, body, key, algorithms=[hdr["alg"]])
 
 
-def start_idp(tmp: Path, *, gateway: str = "http://127.0.0.1:9", keys: list[RSAKey] | None = None,
-              at_ttl: int = 300, rt_ttl: int = 3600) -> Idp:
+def start_idp(
+    tmp: Path,
+    *,
+    gateway: str = "http://127.0.0.1:9",
+    keys: list[RSAKey] | None = None,
+    at_ttl: int = 300,
+    rt_ttl: int = 3600,
+) -> Idp:
     ensure_installed()
     keys = keys or [new_key("k1")]
     jwks_file = tmp / "idp-jwks.json"
@@ -93,9 +107,27 @@ def start_idp(tmp: Path, *, gateway: str = "http://127.0.0.1:9", keys: list[RSAK
     log = tmp / "idp.log"
     env = {**os.environ, "NODE_NO_WARNINGS": "1"}
     proc = subprocess.Popen(
-        ["node", "server.mjs", "--port", "0", "--gateway", gateway, "--jwks", str(jwks_file),
-         "--resource", RESOURCE, "--at-ttl", str(at_ttl), "--rt-ttl", str(rt_ttl)],
-        cwd=IDP_DIR, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env=env,
+        [
+            "node",
+            "server.mjs",
+            "--port",
+            "0",
+            "--gateway",
+            gateway,
+            "--jwks",
+            str(jwks_file),
+            "--resource",
+            RESOURCE,
+            "--at-ttl",
+            str(at_ttl),
+            "--rt-ttl",
+            str(rt_ttl),
+        ],
+        cwd=IDP_DIR,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

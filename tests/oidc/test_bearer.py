@@ -35,7 +35,9 @@ def accounts(idp: Idp) -> FakeAccounts:
 
 
 @pytest.fixture
-def auth(idp: Idp, http: httpx.AsyncClient, clock: Clock, accounts: FakeAccounts) -> OidcBearerAuthenticator:
+def auth(
+    idp: Idp, http: httpx.AsyncClient, clock: Clock, accounts: FakeAccounts
+) -> OidcBearerAuthenticator:
     return OidcBearerAuthenticator(make_providers(idp, http, clock), accounts)
 
 
@@ -53,7 +55,9 @@ async def rejected(auth: OidcBearerAuthenticator, token: str) -> str:
     return info.value.reason
 
 
-async def test_client_credentials_token_is_a_service_client(auth: OidcBearerAuthenticator, idp: Idp) -> None:
+async def test_client_credentials_token_is_a_service_client(
+    auth: OidcBearerAuthenticator, idp: Idp
+) -> None:
     token = idp.client_credentials("portal:read portal:write")
     principal = await auth.authenticate(bearer(token))
     assert principal is not None
@@ -61,7 +65,11 @@ async def test_client_credentials_token_is_a_service_client(auth: OidcBearerAuth
     assert principal.subject == "client:portal-api"
     assert principal.scopes == frozenset({"portal:read", "portal:write"})
     assert principal.auth_methods == frozenset({"client_credentials"})
-    assert principal.role is None and principal.bound_customer is None and principal.bound_msisdn is None
+    assert (
+        principal.role is None
+        and principal.bound_customer is None
+        and principal.bound_msisdn is None
+    )
     assert principal.provider == "idp"
 
 
@@ -84,22 +92,34 @@ async def test_unlinked_subject_is_refused(auth: OidcBearerAuthenticator, idp: I
     "credentials",
     [None, "Basic YTpi", "Bearer pgs_abcdef", "Bearer ", "Negotiate xyz"],
 )
-async def test_other_credentials_are_not_ours(auth: OidcBearerAuthenticator, credentials: str | None) -> None:
+async def test_other_credentials_are_not_ours(
+    auth: OidcBearerAuthenticator, credentials: str | None
+) -> None:
     from gateway.auth.base import Credentials
 
-    creds = Credentials(authorization=credentials, cookies={}, client_ip="127.0.0.1", method="GET", path="/")
+    creds = Credentials(
+        authorization=credentials, cookies={}, client_ip="127.0.0.1", method="GET", path="/"
+    )
     assert await auth.authenticate(creds) is None
 
 
 async def test_alg_none_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -> None:
-    h, c = unsigned({"alg": "none", "kid": "k1"}, {"iss": idp.issuer, "aud": RESOURCE, "sub": "anna", "exp": 2**40})
+    h, c = unsigned(
+        {"alg": "none", "kid": "k1"},
+        {"iss": idp.issuer, "aud": RESOURCE, "sub": "anna", "exp": 2**40},
+    )
     assert await rejected(auth, f"{h}.{c}.") == "oidc_token_algorithm"
-    h, c = unsigned({"alg": "None", "kid": "k1"}, {"iss": idp.issuer, "aud": RESOURCE, "sub": "anna", "exp": 2**40})
+    h, c = unsigned(
+        {"alg": "None", "kid": "k1"},
+        {"iss": idp.issuer, "aud": RESOURCE, "sub": "anna", "exp": 2**40},
+    )
     assert await rejected(auth, f"{h}.{c}.") == "oidc_token_algorithm"
 
 
 @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
-async def test_hmac_signed_with_the_public_key_is_refused(auth: OidcBearerAuthenticator, idp: Idp, alg: str) -> None:
+async def test_hmac_signed_with_the_public_key_is_refused(
+    auth: OidcBearerAuthenticator, idp: Idp, alg: str
+) -> None:
     # The key-confusion attack: the provider's public key used as an HMAC secret.
     public_pem = idp.keys[0].as_pem(private=False)
     jwks_json = json.dumps(idp.keys[0].as_dict(private=False)).encode()
@@ -118,7 +138,9 @@ async def test_missing_kid_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -
     assert await rejected(auth, token) == "oidc_token_no_kid"
 
 
-async def test_algorithm_outside_the_allow_list_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -> None:
+async def test_algorithm_outside_the_allow_list_is_refused(
+    auth: OidcBearerAuthenticator, idp: Idp
+) -> None:
     # Properly signed by the provider's key, but RS384 is not on this provider's list.
     from joserfc.jwk import RSAKey
 
@@ -127,7 +149,9 @@ async def test_algorithm_outside_the_allow_list_is_refused(auth: OidcBearerAuthe
     assert await rejected(auth, token) == "oidc_token_algorithm"
 
 
-async def test_expired_token_is_refused(auth: OidcBearerAuthenticator, idp: Idp, clock: Clock) -> None:
+async def test_expired_token_is_refused(
+    auth: OidcBearerAuthenticator, idp: Idp, clock: Clock
+) -> None:
     token = idp.mint({"sub": "anna", "client_id": "portal-web"})
     clock.offset = 300 + 31  # exp + leeway (30 s) + 1
     assert await rejected(auth, token) == "oidc_token_expired"
@@ -135,22 +159,35 @@ async def test_expired_token_is_refused(auth: OidcBearerAuthenticator, idp: Idp,
     assert await auth.authenticate(bearer(token)) is not None
 
 
-async def test_token_not_yet_valid_is_refused(auth: OidcBearerAuthenticator, idp: Idp, clock: Clock) -> None:
+async def test_token_not_yet_valid_is_refused(
+    auth: OidcBearerAuthenticator, idp: Idp, clock: Clock
+) -> None:
     token = idp.mint({"sub": "anna", "nbf": int(clock()) + 120})
     assert await rejected(auth, token) == "oidc_token_not_yet_valid"
 
 
 async def test_wrong_audience_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -> None:
-    assert await rejected(auth, idp.mint({"sub": "anna", "aud": "urn:other-api"})) == "oidc_token_audience"
-    assert await rejected(auth, idp.mint({"sub": "anna", "aud": "portal-web"})) == "oidc_token_audience"
+    assert (
+        await rejected(auth, idp.mint({"sub": "anna", "aud": "urn:other-api"}))
+        == "oidc_token_audience"
+    )
+    assert (
+        await rejected(auth, idp.mint({"sub": "anna", "aud": "portal-web"}))
+        == "oidc_token_audience"
+    )
     assert await rejected(auth, idp.mint({"sub": "anna", "aud": None})) == "oidc_token_claims"
 
 
 async def test_unknown_issuer_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -> None:
-    assert await rejected(auth, idp.mint({"sub": "anna", "iss": "https://evil.example"})) == "oidc_token_issuer"
+    assert (
+        await rejected(auth, idp.mint({"sub": "anna", "iss": "https://evil.example"}))
+        == "oidc_token_issuer"
+    )
 
 
-async def test_forged_signature_with_a_known_kid_is_refused(auth: OidcBearerAuthenticator, idp: Idp) -> None:
+async def test_forged_signature_with_a_known_kid_is_refused(
+    auth: OidcBearerAuthenticator, idp: Idp
+) -> None:
     attacker = new_key(idp.keys[0].kid or "k1")
     assert await rejected(auth, idp.mint({"sub": "anna"}, key=attacker)) == "oidc_token_signature"
 

@@ -33,10 +33,14 @@ async def counted() -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
         yield client, seen
 
 
-async def test_token_signed_by_a_rotated_key(idp: Idp, counted: tuple[httpx.AsyncClient, list[str]]) -> None:
+async def test_token_signed_by_a_rotated_key(
+    idp: Idp, counted: tuple[httpx.AsyncClient, list[str]]
+) -> None:
     http, seen = counted
     clock = Clock()
-    auth = OidcBearerAuthenticator(make_providers(idp, http, clock), FakeAccounts(links={(idp.issuer, "anna"): ANNA}))
+    auth = OidcBearerAuthenticator(
+        make_providers(idp, http, clock), FakeAccounts(links={(idp.issuer, "anna"): ANNA})
+    )
 
     assert await auth.authenticate(bearer(idp.client_credentials())) is not None
     assert seen.count("/jwks") == 1
