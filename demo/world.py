@@ -432,8 +432,12 @@ def _itemized(seed: int, roaming: bool) -> tuple[BillEntry, ...]:
         )
         entries.append(
             BillEntry(
-                "2026-11-13T18:05:00+01:00", "roaming_call", "+41442345678", "switzerland",
-                duration_s=312, cost_cents=468,
+                "2026-11-13T18:05:00+01:00",
+                "roaming_call",
+                "+41442345678",
+                "switzerland",
+                duration_s=312,
+                cost_cents=468,
             )
         )
     if seed == 11:
@@ -482,21 +486,85 @@ def _line(
 
 def _lines() -> tuple[Line, ...]:
     return (
-        _line("436641000001", "ct-1000001", "1000001", None, "p-anna-huber", "Anna privat", "mobil-m",
-              Usage(7_340, 412, 38, 0), esim=True, barrings=frozenset({"premium-sms"})),
-        _line("436641000010", "ct-1000010", "1000010", None, "p-markus-mayr", "Markus Mayr (Chef)",
-              "business-l", Usage(23_110, 1_290, 12, 850), addons=frozenset({"eu-roaming-5gb"}),
-              barrings=frozenset({"third-party"}), roaming=True),
-        _line("436641000011", "ct-1000010", "1000010", None, None, "Werkstatt / Bereitschaft",
-              "business-s", Usage(2_200, 85, 3, 0)),
-        _line("436641000020", "ct-1000021", "1000021", None, "p-sophie-wagner", "Sophie Wagner",
-              "member-m", Usage(11_800, 640, 57, 0), esim=True, addons=frozenset({"data-10gb"})),
-        _line("436641000030", "ct-1000030", "1000030", "private", "p-thomas-gruber",
-              "Thomas Gruber privat", "mobil-s", Usage(4_100, 233, 120, 0)),
-        _line("436641000031", "ct-1000030", "1000020", "business", "p-thomas-gruber",
-              "Thomas Gruber dienstlich", "business-m", Usage(16_500, 980, 9, 1_200), roaming=True),
-        _line("436641000040", "ct-1000020", "1000020", None, "p-lukas-steiner", "Lukas Steiner (Außendienst)",
-              "business-m", Usage(9_800, 1_720, 4, 0), barrings=frozenset({"premium-sms", "third-party"})),
+        _line(
+            "436641000001",
+            "ct-1000001",
+            "1000001",
+            None,
+            "p-anna-huber",
+            "Anna privat",
+            "mobil-m",
+            Usage(7_340, 412, 38, 0),
+            esim=True,
+            barrings=frozenset({"premium-sms"}),
+        ),
+        _line(
+            "436641000010",
+            "ct-1000010",
+            "1000010",
+            None,
+            "p-markus-mayr",
+            "Markus Mayr (Chef)",
+            "business-l",
+            Usage(23_110, 1_290, 12, 850),
+            addons=frozenset({"eu-roaming-5gb"}),
+            barrings=frozenset({"third-party"}),
+            roaming=True,
+        ),
+        _line(
+            "436641000011",
+            "ct-1000010",
+            "1000010",
+            None,
+            None,
+            "Werkstatt / Bereitschaft",
+            "business-s",
+            Usage(2_200, 85, 3, 0),
+        ),
+        _line(
+            "436641000020",
+            "ct-1000021",
+            "1000021",
+            None,
+            "p-sophie-wagner",
+            "Sophie Wagner",
+            "member-m",
+            Usage(11_800, 640, 57, 0),
+            esim=True,
+            addons=frozenset({"data-10gb"}),
+        ),
+        _line(
+            "436641000030",
+            "ct-1000030",
+            "1000030",
+            "private",
+            "p-thomas-gruber",
+            "Thomas Gruber privat",
+            "mobil-s",
+            Usage(4_100, 233, 120, 0),
+        ),
+        _line(
+            "436641000031",
+            "ct-1000030",
+            "1000020",
+            "business",
+            "p-thomas-gruber",
+            "Thomas Gruber dienstlich",
+            "business-m",
+            Usage(16_500, 980, 9, 1_200),
+            roaming=True,
+        ),
+        _line(
+            "436641000040",
+            "ct-1000020",
+            "1000020",
+            None,
+            "p-lukas-steiner",
+            "Lukas Steiner (Außendienst)",
+            "business-m",
+            Usage(9_800, 1_720, 4, 0),
+            barrings=frozenset({"premium-sms", "third-party"}),
+        ),
     )
 
 
@@ -524,8 +592,9 @@ _INVOICE_SETS: tuple[tuple[str, str, Part | None, str, _Items, _Items], ...] = (
 )
 
 
-def _invoices(lines: tuple[Line, ...], tariffs: dict[str, Tariff], addons: dict[str, Addon],
-              vpn: Vpn) -> tuple[Invoice, ...]:
+def _invoices(
+    lines: tuple[Line, ...], tariffs: dict[str, Tariff], addons: dict[str, Addon], vpn: Vpn
+) -> tuple[Invoice, ...]:
     invoices: list[Invoice] = []
     for contract_id, customer, part, suffix, old_extra, current_extra in _INVOICE_SETS:
         base: list[InvoiceItem] = []
