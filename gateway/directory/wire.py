@@ -48,6 +48,8 @@ def decode(cls: type[R], data: Any) -> R:
         if value is None:
             if not optional:
                 raise WireError(f"{cls.__name__}.{f.name}: missing")
+            if f.default is dataclasses.MISSING:
+                kwargs[f.name] = None
             continue
         if f.name == "current":
             if not isinstance(value, bool):
