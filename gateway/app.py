@@ -1,0 +1,305 @@
+"""The composition root: the only place that builds parts and wires them together.
+
+    ContextMiddleware          request id, error mapping, access log, metrics
+      CanonicalizeMiddleware   one canonical path or 400; spoofable headers removed
+        GatewayApp             lifespan; /auth, /_gateway, /.well-known → control plane
+                                         everything else → ProxyPipeline
+
+Every other module receives what it needs as arguments; nothing is created at
+import time. `create_app()` is the uvicorn factory (reads the configuration
+named by PORTAL_GATEWAY_CONFIG); `build_app(settings)` is what tests call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.assertion import AssertionSigner
+from gateway.auth.base import Authenticator
+from gateway.errors import GatewayError
+from gateway.keys import KeyStore
+from gateway.metrics import GatewayMetrics
+from gateway.middleware.authenticate import AuthenticationStage
+from gateway.middleware.authorize import AuthorizationStage, AuthorizerLike
+from gateway.middleware.canonicalize import (
+    REQUEST_ID_KEY,
+    CanonicalizeMiddleware,
+    TrustedProxies,
+)
+from gateway.middleware.context import AccessLog, ContextMiddleware
+from gateway.middleware.errors import send_error
+from gateway.middleware.pipeline import ProxyPipeline
+from gateway.routes import RouteTable, load_routes
+from gateway.settings import Settings, load_settings
+from gateway.upstream import UpstreamPool
+
+__all__ = ["Components", "GatewayApp", "ReadyCheck", "build_app", "create_app"]
+
+log = logging.getLogger("gateway")
+
+#: A readiness check answers (dependency name, ok, message).
+ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+Hook = Callable[[], Awaitable[None]]
+_CONTROL_PREFIXES = ("auth", "_gateway", ".well-known")
+
+
+@dataclass
+class Components:
+    """The swappable parts built from the settings (or injected by tests)."""
+
+    authenticators: list[Authenticator] = field(default_factory=list)
+    authorizer: AuthorizerLike | None = None
+    control_routes: list[BaseRoute] = field(default_factory=list)
+    ready_checks: list[ReadyCheck] = field(default_factory=list)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    #: Called on SIGHUP (policy reload and the like).
+    on_reload: list[Hook] = field(default_factory=list)
+    message_lookup: Callable[[str, str], str | None] | None = None
+
+
+class _DenyAll:
+    """Used only when no policy is configured: deny by default."""
+
+    async def authorize(self, *args: Any, **kwargs: Any) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            outcome="unavailable", reason="policy_unavailable", decision_id="-", hint_url=None
+        )
+
+
+class _ErrorResponse(Response):
+    """Lets control-plane handlers answer through the same error renderer."""
+
+    def __init__(self, exc: GatewayError, request: Request, lookup: Any) -> None:
+        super().__init__()
+        self.exc = exc
+        self.request = request
+        self.lookup = lookup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_error(
+            send,
+            self.exc,
+            request_id=scope.get(REQUEST_ID_KEY, "-"),
+            accept=self.request.headers.get("accept", ""),
+            accept_language=self.request.headers.get("accept-language", ""),
+            lookup=self.lookup,
+        )
+
+
+class GatewayApp:
+    """Dispatches by the first path segment and runs the lifespan."""
+
+    def __init__(
+        self,
+        *,
+        control: ASGIApp,
+        pipeline: ASGIApp,
+        startup: Sequence[Hook],
+        shutdown: Sequence[Hook],
+        reload: Sequence[Hook],
+    ) -> None:
+        self.control = control
+        self.pipeline = pipeline
+        self.startup = tuple(startup)
+        self.shutdown = tuple(shutdown)
+        self.reload_hooks = tuple(reload)
+
+    async def reload(self) -> None:
+        for hook in self.reload_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("reload hook failed")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            segments = scope["gateway.request"].segments
+            if segments and segments[0] in _CONTROL_PREFIXES:
+                await self.control(scope, receive, send)
+            else:
+                await self.pipeline(scope, receive, send)
+        elif kind == "websocket":
+            await _refuse_websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            for hook in self.startup:
+                await hook()
+        except Exception as exc:
+            log.exception("startup failed")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        for hook in reversed(self.shutdown):
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown step failed")
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """WebSocket upgrades are not proxied (yet): say so clearly instead of hanging."""
+    await receive()  # websocket.connect
+    body = json.dumps(
+        {
+            "error": "not_implemented",
+            "reason": "websocket_not_supported",
+            "message": "WebSocket connections are not supported by the portal gateway.",
+        }
+    ).encode()
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 501,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": "websocket_not_supported"})
+
+
+def _ops_routes(
+    registry: CollectorRegistry, checks: Sequence[ReadyCheck], metrics: GatewayMetrics, keys: KeyStore
+) -> list[BaseRoute]:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+
+    async def ready(request: Request) -> Response:
+        results: dict[str, dict[str, Any]] = {}
+        ok_all = True
+        for check in checks:
+            try:
+                name, ok, message = await asyncio.wait_for(check(), timeout=3.0)
+            except Exception as exc:  # a check that cannot answer is a failed check
+                name, ok, message = getattr(check, "__name__", "check"), False, type(exc).__name__
+            results[name] = {"ok": ok, "message": message}
+            metrics.ready.labels(name).set(1 if ok else 0)
+            ok_all = ok_all and ok
+        return JSONResponse(
+            {"status": "ready" if ok_all else "not_ready", "checks": results},
+            status_code=200 if ok_all else 503,
+            headers={"cache-control": "no-store"},
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(keys.jwks(), headers={"cache-control": "public, max-age=60"})
+
+    return [
+        Route("/_gateway/health", health, methods=["GET"]),
+        Route("/_gateway/ready", ready, methods=["GET"]),
+        Route("/_gateway/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+    ]
+
+
+def build_app(
+    settings: Settings,
+    *,
+    components: Components | None = None,
+    routes: RouteTable | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] = time.time,
+    access_log_stream: Any = None,
+) -> ContextMiddleware:
+    """Build the whole gateway from settings; tests inject components."""
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    if components is None:
+        from gateway.components import build_components
+
+        components = build_components(settings, registry=registry, clock=clock)
+    routes = routes if routes is not None else load_routes(settings.path(settings.routes.path), settings.upstreams)
+    keys = KeyStore(
+        settings.path(settings.server.data_dir) / "keys",
+        algorithm=settings.signing.algorithm,
+        rotate_after_seconds=settings.signing.rotate_after_days * 86400,
+        assertion_ttl_seconds=settings.signing.assertion_ttl_seconds,
+        clock=clock,
+    )
+    signer = AssertionSigner(
+        keys, issuer=settings.signing.issuer, ttl_seconds=settings.signing.assertion_ttl_seconds, clock=clock
+    )
+    pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes)
+    pipeline = ProxyPipeline(
+        routes=routes,
+        authentication=AuthenticationStage(components.authenticators),
+        authorization=AuthorizationStage(components.authorizer or _DenyAll()),
+        signer=signer,
+        upstreams=pool,
+        metrics=metrics,
+    )
+
+    async def upstreams_ready() -> tuple[str, bool, str]:
+        return "upstreams", True, f"{len(settings.upstreams)} configured"
+
+    lookup = components.message_lookup
+
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return _ErrorResponse(exc, request, lookup)
+
+    control = Starlette(
+        routes=[*_ops_routes(registry, components.ready_checks, metrics, keys), *components.control_routes],
+        exception_handlers={GatewayError: gateway_error},
+    )
+
+    async def start_keys() -> None:
+        keys.load()
+
+    app = GatewayApp(
+        control=control,
+        pipeline=pipeline,
+        startup=[start_keys, pool.start, *components.on_startup],
+        shutdown=[pool.close, *components.on_shutdown],
+        reload=components.on_reload,
+    )
+    stream = access_log_stream if access_log_stream is not None else (sys.stdout if settings.server.access_log else None)
+    canonical = CanonicalizeMiddleware(
+        app,
+        trusted_proxies=TrustedProxies(settings.server.trusted_proxies),
+        max_path_bytes=settings.server.max_path_bytes,
+    )
+    outer = ContextMiddleware(canonical, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)
+    outer.gateway = app  # type: ignore[attr-defined]
+    return outer
+
+
+def create_app() -> ContextMiddleware:
+    """uvicorn factory: configuration from PORTAL_GATEWAY_CONFIG (and the environment)."""
+    return build_app(load_settings())

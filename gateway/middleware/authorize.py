@@ -1,0 +1,63 @@
+"""Stage 5: ask the policy, and turn its decision into go / our error tree.
+
+Only this module maps decision outcomes to errors (Pomerium's check_response):
+allow → forward; not_found → 404 (invariant 2: existence never leaks);
+step_up → 401 with the RFC 9470 challenge (invariant 5); deny → 403 with the
+reason (VPN denials carry the My Business Station pointer); unavailable → 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.errors import Forbidden, NotFound, ServiceUnavailable, StepUpRequired
+from gateway.principal import Principal
+
+__all__ = ["AuthorizationStage", "AuthorizerLike"]
+
+
+class AuthorizerLike(Protocol):
+    async def authorize(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        *,
+        request_id: str,
+    ) -> Any: ...
+
+
+class AuthorizationStage:
+    id = "authorize"
+
+    def __init__(self, authorizer: AuthorizerLike) -> None:
+        self.authorizer = authorizer
+
+    async def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        request_id: str,
+    ) -> Any:
+        try:
+            return await self.authorizer.authorize(
+                principal, action, resource_type, resource_id, request_id=request_id
+            )
+        except Exception as exc:  # the policy layer already fails closed; this is the last net
+            raise ServiceUnavailable("policy_unavailable", "the policy could not decide") from exc
+
+    @staticmethod
+    def enforce(decision: Any) -> None:
+        outcome = decision.outcome
+        if outcome == "allow":
+            return
+        if outcome == "not_found":
+            raise NotFound("not_found")
+        if outcome == "step_up":
+            raise StepUpRequired(decision.reason or "step_up_required")
+        if outcome == "unavailable":
+            raise ServiceUnavailable(decision.reason or "dependency_unavailable")
+        raise Forbidden(decision.reason or "forbidden")

@@ -1,0 +1,241 @@
+"""Stage 1: one canonical path per request, or 400; spoofable headers removed.
+
+The classic gateway bypass is a parser difference: the gateway checks one path
+and the backend serves another (``/api/lines/1/..%2f2/usage``, ``//``,
+``%2e%2e``, ``;``, overlong UTF-8). We do not normalise such paths into
+something else: a path that is not already canonical is refused, so the raw
+bytes we match are exactly the bytes we forward. Decoding happens once, here.
+
+Headers a client could use to pose as someone (``X-Portal-*`` in any case or
+with ``_``), to change the method after the check (``X-HTTP-Method-Override``)
+or the path (``X-Original-URL``), and forwarding headers from untrusted peers
+are removed before any other stage runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.errors import BadRequest
+
+__all__ = ["CanonicalRequest", "CanonicalizeMiddleware", "TrustedProxies", "canonical_segments"]
+
+SCOPE_KEY = "gateway.request"
+REQUEST_ID_KEY = "gateway.request_id"
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+# Raw bytes allowed in a path: RFC 3986 pchar minus ';' (matrix parameters are a
+# known bypass vector on Java backends) plus '/' and '%'.
+_PATH_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/%")
+_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
+
+#: Headers removed from every request, compared after lowercasing and '_' → '-'.
+_STRIP_EXACT = frozenset(
+    {
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-method",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-server",
+        "x-real-ip",
+        "x-client-ip",
+        "forwarded",
+        "x-request-id",
+    }
+)
+_STRIP_PREFIX = "x-portal-"
+
+
+class TrustedProxies:
+    """Peers whose forwarding headers we believe (IPs or networks)."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def trusts(self, address: str) -> bool:
+        if not self._networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._networks)
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalRequest:
+    """The request as every later stage sees it."""
+
+    method: str
+    #: The path exactly as received and as it will be forwarded (ASCII).
+    path: str
+    #: Percent-decoded segments of `path`, used for matching only.
+    segments: tuple[str, ...]
+    query: bytes
+    client_ip: str
+    scheme: str
+    host: str
+    request_id: str
+    #: X-Forwarded-For value to send on (the trusted chain plus the peer).
+    forwarded_for: str
+
+
+def _bad(reason: str, detail: str) -> BadRequest:
+    return BadRequest(reason, detail)
+
+
+def canonical_segments(raw_path: bytes, max_bytes: int) -> tuple[str, ...]:
+    """Decode a raw path into segments, refusing anything not already canonical."""
+    if len(raw_path) > max_bytes:
+        raise _bad("path_too_long", f"the path is longer than {max_bytes} bytes")
+    if not raw_path.startswith(b"/"):
+        raise _bad("path_not_absolute", "the path must start with '/'")
+    if not _PATH_BYTES.issuperset(raw_path):
+        if b"\\" in raw_path:
+            raise _bad("path_backslash", "'\\' is not allowed in a path")
+        if b";" in raw_path:
+            raise _bad("path_semicolon", "';' (path parameters) is not allowed in a path")
+        raise _bad("path_bad_character", "the path contains a character that must be percent-encoded")
+    if raw_path == b"/":
+        return ()
+    parts = raw_path[1:].split(b"/")
+    out: list[str] = []
+    for part in parts:
+        if not part and len(out) < len(parts) - 1:
+            raise _bad("path_empty_segment", "'//' (an empty segment) is not allowed in a path")
+        if b"%" in part:
+            part = _percent_decode(part)
+        try:
+            seg = part.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad("path_invalid_utf8", "the path does not decode to valid UTF-8") from None
+        if seg in (".", ".."):
+            raise _bad("path_dot_segment", "'.' and '..' segments are not allowed in a path")
+        out.append(seg)
+    return tuple(out)
+
+
+def _percent_decode(part: bytes) -> bytes:
+    buf = bytearray()
+    i = 0
+    n = len(part)
+    while i < n:
+        c = part[i]
+        if c != 0x25:  # '%'
+            buf.append(c)
+            i += 1
+            continue
+        if i + 2 >= n:
+            raise _bad("path_bad_escape", "a '%' in the path is not followed by two hex digits")
+        h1, h2 = part[i + 1], part[i + 2]
+        if h1 not in _HEX or h2 not in _HEX:
+            raise _bad("path_bad_escape", "a '%' in the path is not followed by two hex digits")
+        b = int(part[i + 1 : i + 3], 16)
+        if b == 0x2F:
+            raise _bad("path_encoded_slash", "an encoded '/' (%2F) is not allowed in a path")
+        if b == 0x5C:
+            raise _bad("path_encoded_backslash", "an encoded '\\' (%5C) is not allowed in a path")
+        if b == 0x25:
+            raise _bad("path_double_encoding", "an encoded '%' (%25) is not allowed in a path")
+        if b < 0x20 or b == 0x7F:
+            raise _bad("path_control_character", "control characters (e.g. NUL) are not allowed in a path")
+        if b in _UNRESERVED:
+            raise _bad(
+                "path_needless_escape",
+                "letters, digits and '-._~' must not be percent-encoded in a path",
+            )
+        buf.append(b)
+        i += 3
+    return bytes(buf)
+
+
+class CanonicalizeMiddleware:
+    """Builds the `CanonicalRequest`, rewrites the headers, or answers 400."""
+
+    def __init__(self, app: ASGIApp, *, trusted_proxies: TrustedProxies, max_path_bytes: int = 2048) -> None:
+        self.app = app
+        self.trusted = trusted_proxies
+        self.max_path_bytes = max_path_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("ascii", "replace")
+        # Servers that keep the query in raw_path (the ASGI spec says they must not)
+        # would otherwise let "?" take part in matching.
+        if b"?" in raw_path or b"#" in raw_path:
+            raise _bad("path_bad_character", "'?' or '#' in the path part")
+        kept: list[tuple[bytes, bytes]] = []
+        xff: bytes | None = None
+        xfp: bytes | None = None
+        xfh: bytes | None = None
+        host = b""
+        for name, value in scope["headers"]:
+            if name.startswith(b"x-") or name == b"forwarded" or b"_" in name:
+                norm = name.decode("latin-1").lower().replace("_", "-")
+                if norm.startswith(_STRIP_PREFIX) or norm in _STRIP_EXACT:
+                    if norm == "x-forwarded-for" and name == b"x-forwarded-for":
+                        xff = value if xff is None else xff + b"," + value
+                    elif norm == "x-forwarded-proto" and name == b"x-forwarded-proto":
+                        xfp = value
+                    elif norm == "x-forwarded-host" and name == b"x-forwarded-host":
+                        xfh = value
+                    continue
+            elif name == b"host":
+                host = value
+            kept.append((name, value))
+
+        segments = canonical_segments(raw_path, self.max_path_bytes)
+        peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
+        client_ip = peer
+        scheme: str = scope.get("scheme", "http")
+        chain = peer
+        if self.trusted and self.trusted.trusts(peer):
+            if xff:
+                hops = [h.strip() for h in xff.decode("latin-1").split(",") if h.strip()]
+                # Right to left: the first hop we do not trust is the client.
+                client_ip = hops[0] if hops else peer
+                for hop in reversed(hops):
+                    if not self.trusted.trusts(hop):
+                        client_ip = hop
+                        break
+                chain = ", ".join([*hops, peer])
+            if xfp in (b"http", b"https"):
+                scheme = xfp.decode()
+            if xfh:
+                host = xfh
+        host_str = host.decode("latin-1").strip().lower()
+        if host_str and not _HOST.match(host_str):
+            raise _bad("bad_host", "the Host header is not a valid host name")
+        request_id: str = scope.get(REQUEST_ID_KEY) or secrets.token_hex(16)
+        scope["headers"] = kept
+        scope[SCOPE_KEY] = CanonicalRequest(
+            method=scope.get("method", "GET"),
+            path=raw_path.decode("ascii"),
+            segments=segments,
+            query=scope.get("query_string", b""),
+            client_ip=client_ip,
+            scheme=scheme,
+            host=host_str,
+            request_id=request_id,
+            forwarded_for=chain,
+        )
+        await self.app(scope, receive, send)

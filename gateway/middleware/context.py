@@ -1,0 +1,164 @@
+"""Outermost middleware: request id, the one error mapping, access log, metrics.
+
+Every answer leaves through here, so this is where a GatewayError raised by any
+stage becomes a response (`errors.send_error`), where the request id is given
+to the response, and where one JSON access-log line per request is written.
+Unexpected exceptions become a generic 500 with the request id; the traceback
+goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics
+from gateway.middleware.canonicalize import REQUEST_ID_KEY, SCOPE_KEY
+from gateway.middleware.errors import send_error
+from gateway.upstream import ClientGone
+
+__all__ = ["AccessLog", "ContextMiddleware"]
+
+ROUTE_KEY = "gateway.route"
+PRINCIPAL_KEY = "gateway.principal"
+DECISION_KEY = "gateway.decision"
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+log = logging.getLogger("gateway")
+
+
+class AccessLog:
+    """One JSON line per request on a stream (stdout by default)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.stream is not None:
+            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+class _Internal(GatewayError):
+    status_code = 500
+    error = "internal"
+    reason = "internal_error"
+
+
+class ContextMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: GatewayMetrics,
+        access_log: AccessLog,
+        message_lookup: Callable[[str, str], str | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.lookup = message_lookup
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id: str | None = None
+        accept = b""
+        accept_language = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _REQUEST_ID.match(value):
+                request_id = value.decode()
+            elif name == b"accept":
+                accept = value
+            elif name == b"accept-language":
+                accept_language = value
+        if request_id is None:
+            request_id = secrets.token_hex(16)
+        scope[REQUEST_ID_KEY] = request_id
+        rid_header = (b"x-request-id", request_id.encode())
+        state = {"status": 0, "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                state["status"] = message["status"]
+                headers = list(message.get("headers", ()))
+                if not any(k == b"x-request-id" for k, _ in headers):
+                    headers.append(rid_header)
+                decision = scope.get(DECISION_KEY)
+                if decision is not None:
+                    headers.append((b"x-decision-id", decision.decision_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        error: GatewayError | None = None
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientGone:
+            self.metrics.client_gone.inc()
+            if not state["status"]:
+                state["status"] = 499
+        except GatewayError as exc:
+            error = exc
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            error = _Internal()
+        if error is not None:
+            if state["started"]:
+                log.warning("error after the answer started: %s", error.reason)
+            else:
+                decision = scope.get(DECISION_KEY)
+                try:
+                    await send_error(
+                        send_with_id,
+                        error,
+                        request_id=request_id,
+                        accept=accept.decode("latin-1"),
+                        accept_language=accept_language.decode("latin-1"),
+                        lookup=self.lookup,
+                        hint_url=getattr(decision, "hint_url", None),
+                    )
+                except OSError:
+                    self.metrics.client_gone.inc()
+                if error.status_code == 400:
+                    self.metrics.rejected.labels(error.reason).inc()
+        elapsed = time.perf_counter() - started
+        route = scope.get(ROUTE_KEY)
+        route_name = route.name if route is not None else "unmatched"
+        action = (route.action or "public") if route is not None else "-"
+        status = state["status"]
+        self.metrics.requests.labels(route_name, action, str(status)).inc()
+        self.metrics.latency.labels(route_name).observe(elapsed)
+        canonical = scope.get(SCOPE_KEY)
+        principal = scope.get(PRINCIPAL_KEY)
+        decision = scope.get(DECISION_KEY)
+        record: dict[str, Any] = {
+            "ts": round(self.clock(), 3),
+            "type": "access",
+            "request_id": request_id,
+            "method": scope.get("method"),
+            "path": canonical.path if canonical is not None else "<rejected>",
+            "status": status,
+            "route": route_name,
+            "action": action,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client_ip": canonical.client_ip if canonical is not None else None,
+        }
+        if principal is not None:
+            record["subject"] = principal.subject
+        if decision is not None:
+            record["decision_id"] = decision.decision_id
+            record["outcome"] = decision.outcome
+        if error is not None:
+            record["reason"] = error.reason
+        self.access_log.write(record)

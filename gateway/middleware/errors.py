@@ -1,0 +1,151 @@
+"""The one place where a GatewayError becomes an HTTP answer.
+
+JSON for API clients, a small HTML page for browsers; German or English after
+Accept-Language. Clients get the error class, a stable reason code and a
+message; the details stay in the logs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+
+from starlette.types import Send
+
+from gateway.errors import GatewayError, MethodNotAllowed, StepUpRequired
+
+__all__ = ["GATEWAY_MESSAGES", "pick_language", "send_error", "wants_html"]
+
+#: Texts for the reason codes the gateway itself produces (policy reasons have
+#: their own catalogue in gateway/policy/reasons.py and are looked up through `lookup`).
+GATEWAY_MESSAGES: dict[str, tuple[str, str]] = {
+    "not_found": ("Not found.", "Nicht gefunden."),
+    "route_not_found": ("There is nothing at this address.", "Unter dieser Adresse gibt es nichts."),
+    "method_not_allowed": ("This method is not allowed here.", "Diese Methode ist hier nicht erlaubt."),
+    "bad_request": ("The request is malformed.", "Die Anfrage ist fehlerhaft."),
+    "path_not_canonical": ("The request path is ambiguous.", "Der Anfragepfad ist mehrdeutig."),
+    "payload_too_large": ("The request body is too large.", "Der Inhalt der Anfrage ist zu groß."),
+    "unauthenticated": ("Please log in.", "Bitte melden Sie sich an."),
+    "authentication_failed": ("The credentials are not valid.", "Die Anmeldedaten sind ungültig."),
+    "step_up_required": (
+        "Please confirm this action with a second factor.",
+        "Bitte bestätigen Sie diese Aktion mit einem zweiten Faktor.",
+    ),
+    "upstream_unavailable": ("The service is not reachable.", "Der Dienst ist nicht erreichbar."),
+    "upstream_timeout": ("The service did not answer in time.", "Der Dienst hat nicht rechtzeitig geantwortet."),
+    "upstream_error": ("The service failed.", "Der Dienst ist fehlgeschlagen."),
+    "dependency_unavailable": (
+        "The portal is temporarily unavailable. Please try again shortly.",
+        "Das Portal ist vorübergehend nicht verfügbar. Bitte versuchen Sie es gleich noch einmal.",
+    ),
+    "websocket_not_supported": (
+        "WebSocket connections are not supported.",
+        "WebSocket-Verbindungen werden nicht unterstützt.",
+    ),
+    "rate_limited": ("Too many requests. Please wait.", "Zu viele Anfragen. Bitte warten Sie."),
+}
+
+
+def pick_language(accept_language: str) -> str:
+    """'de' or 'en' by the first supported tag in Accept-Language (q-values honoured)."""
+    best, best_q = "en", -1.0
+    for i, item in enumerate(accept_language.split(",")):
+        tag, _, params = item.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower()[:2]
+        if lang in ("de", "en") and q - i * 1e-6 > best_q:
+            best, best_q = lang, q - i * 1e-6
+    return best
+
+
+def wants_html(accept: str) -> bool:
+    return "text/html" in accept and "application/json" not in accept
+
+
+def _message(reason: str, language: str, lookup: Callable[[str, str], str | None] | None) -> str:
+    if reason in GATEWAY_MESSAGES:
+        en, de = GATEWAY_MESSAGES[reason]
+        return de if language == "de" else en
+    if reason.startswith("path_") or reason in ("bad_host", "bad_content_length", "ambiguous_length"):
+        en, de = GATEWAY_MESSAGES["path_not_canonical" if reason.startswith("path_") else "bad_request"]
+        return de if language == "de" else en
+    if lookup is not None:
+        text = lookup(reason, language)
+        if text:
+            return text
+    en, de = GATEWAY_MESSAGES.get("bad_request") or ("Error", "Fehler")
+    return de if language == "de" else en
+
+
+async def send_error(
+    send: Send,
+    exc: GatewayError,
+    *,
+    request_id: str,
+    accept: str = "",
+    accept_language: str = "",
+    lookup: Callable[[str, str], str | None] | None = None,
+    hint_url: str | None = None,
+    decision_id: str | None = None,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    language = pick_language(accept_language)
+    message = _message(exc.reason, language, lookup)
+    headers: list[tuple[bytes, bytes]] = [
+        (b"x-request-id", request_id.encode()),
+        (b"cache-control", b"no-store"),
+        (b"content-language", language.encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if decision_id:
+        headers.append((b"x-decision-id", decision_id.encode()))
+    if isinstance(exc, StepUpRequired):
+        headers.append(
+            (
+                b"www-authenticate",
+                b'Bearer error="insufficient_user_authentication", '
+                b'error_description="A second factor within the last 10 minutes is required", '
+                b'acr_values="2fa", max_age=600',
+            )
+        )
+    elif exc.status_code == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="portal"'))
+    if isinstance(exc, MethodNotAllowed) and exc.detail:
+        headers.append((b"allow", exc.detail.encode()))
+    headers.extend(extra_headers or [])
+    payload: dict[str, str] = {
+        "error": exc.error,
+        "reason": exc.reason,
+        "message": message,
+        "request_id": request_id,
+    }
+    if hint_url:
+        payload["hint_url"] = hint_url
+    if isinstance(exc, StepUpRequired):
+        payload["step_up_url"] = "/auth/step-up"
+    if wants_html(accept):
+        link = ""
+        if hint_url:
+            link = f'<p><a href="{html.escape(hint_url)}">My Business Station</a></p>'
+        if isinstance(exc, StepUpRequired):
+            link = '<p><a href="/auth/step-up">' + ("Bestätigen" if language == "de" else "Confirm") + "</a></p>"
+        body = (
+            f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'
+            f"<title>{exc.status_code}</title></head><body><main><h1>{html.escape(message)}</h1>"
+            f"{link}<p><small>{html.escape(exc.reason)} · {html.escape(request_id)}</small></p>"
+            "</main></body></html>"
+        ).encode()
+        headers.append((b"content-type", b"text/html; charset=utf-8"))
+        headers.append((b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"))
+    else:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
