@@ -74,8 +74,8 @@ def _database(args: argparse.Namespace, settings: Settings) -> Database:
     return Database.from_settings(settings.database, base_dir=settings.base_dir)
 
 
-def _error(message: str, out: TextIO = sys.stderr) -> None:
-    print(f"portal-gateway directory: {message}", file=out)
+def _error(message: str, out: TextIO | None = None) -> None:
+    print(f"portal-gateway directory: {message}", file=out or sys.stderr)
 
 
 def _run_import(args: argparse.Namespace) -> int:
