@@ -1,0 +1,1 @@
+from tests.upstream.conftest import gateway  # noqa: F401
