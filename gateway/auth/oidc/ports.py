@@ -52,7 +52,8 @@ class OidcAccounts(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IssuedSession:
-    session_id: str
+    #: The session's non-secret handle (sha256 of its id), as in `Principal.session_id`.
+    handle: str
     #: Writes the session cookie (name, flags) onto a response.
     set_cookie: Callable[[Response], None]
 
@@ -64,12 +65,12 @@ class OidcSessions(Protocol):
         """Open a full gateway session for `principal` that ends at the latest after `max_lifetime`."""
         ...
 
-    async def end(self, session_id: str) -> None:
-        """End the session (no error when already gone)."""
+    async def end_handle(self, handle: str) -> None:
+        """End the session with this handle (no error when already gone)."""
         ...
 
-    def session_id(self, credentials: Credentials) -> str | None:
-        """The session id a request presents (cookie or pgs_ bearer), without checking it."""
+    def session_handle(self, credentials: Credentials) -> str | None:
+        """The handle of the session a request presents (cookie or pgs_ bearer), unchecked."""
         ...
 
     def clear_cookie(self, response: Response) -> None: ...
