@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """Fixtures: the demo world in every directory implementation, on real databases and sockets.
 
 PostgreSQL (127.0.0.1:5432, db ``test``) runs each test in its own schema, dropped after.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,9 @@ class CountingApp:
 
 
 @asynccontextmanager
-async def serve_world(world: World, hashers: ProofHashers) -> AsyncIterator[tuple[LoopbackServer, CountingApp]]:
+async def serve_world(
+    world: World, hashers: ProofHashers
+) -> AsyncIterator[tuple[LoopbackServer, CountingApp]]:
     app = CountingApp(directory_app(MemoryDirectory(world, hashers=hashers)))
     server = LoopbackServer(app)
     await server.start()
@@ -148,7 +151,9 @@ async def serve_world(world: World, hashers: ProofHashers) -> AsyncIterator[tupl
 
 
 @pytest.fixture
-async def reference_server(demo_world: World, hashers: ProofHashers) -> AsyncIterator[tuple[LoopbackServer, CountingApp]]:
+async def reference_server(
+    demo_world: World, hashers: ProofHashers
+) -> AsyncIterator[tuple[LoopbackServer, CountingApp]]:
     async with serve_world(demo_world, hashers) as served:
         yield served
 
@@ -170,8 +175,9 @@ BACKENDS = ["sqlite", "postgres", "http", "memory"]
 
 
 @pytest.fixture(params=BACKENDS)
-async def directory(request: pytest.FixtureRequest, demo_world: World, hashers: ProofHashers,
-                    tmp_path: Path) -> AsyncIterator[Directory]:
+async def directory(
+    request: pytest.FixtureRequest, demo_world: World, hashers: ProofHashers, tmp_path: Path
+) -> AsyncIterator[Directory]:
     """The demo world behind each implementation of the Directory protocol."""
     kind = request.param
     async with AsyncExitStack() as stack:
@@ -191,5 +197,3 @@ async def directory(request: pytest.FixtureRequest, demo_world: World, hashers: 
             d = MemoryDirectory(demo_world, hashers=hashers)
         stack.push_async_callback(d.close)
         yield d
-
-

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """The Directory protocol, run against every implementation with the demo world
 (SqlDirectory on SQLite and on PostgreSQL, HttpDirectory against the reference service
 over a real socket, MemoryDirectory)."""
@@ -35,7 +36,10 @@ async def test_person(directory: Directory) -> None:
         ("p-markus-mayr", {"holder_of": {"1000010"}, "uses_lines": {"436641000010"}}),
         ("p-eva-lechner", {"authorised_for": {"1000010"}}),
         ("p-sophie-wagner", {"member_of": {"1000021"}, "uses_lines": {"436641000020"}}),
-        ("p-thomas-gruber", {"split_private_of": {"1000030"}, "uses_lines": {"436641000030", "436641000031"}}),
+        (
+            "p-thomas-gruber",
+            {"split_private_of": {"1000030"}, "uses_lines": {"436641000030", "436641000031"}},
+        ),
         ("p-lukas-steiner", {"uses_lines": {"436641000040"}}),
         ("p-martin-berger", {"administers": {"1000020"}}),
         ("p-nobody", {}),
@@ -71,7 +75,9 @@ async def test_lines(directory: Directory) -> None:
     assert await directory.line("436641000030") == LineRecord(
         "436641000030", "ct-1000030", "1000030", "private", "p-thomas-gruber"
     )
-    assert await directory.line("436641000011") == LineRecord("436641000011", "ct-1000010", "1000010", None, None)
+    assert await directory.line("436641000011") == LineRecord(
+        "436641000011", "ct-1000010", "1000010", None, None
+    )
     assert await directory.line("436641999999") is None
 
 
@@ -90,7 +96,12 @@ async def test_invoices(directory: Directory) -> None:
 
 async def test_invoices_of_contract_newest_first_with_both_parts(directory: Directory) -> None:
     invoices = await directory.invoices_of_contract("ct-1000030")
-    assert [i.number for i in invoices] == ["RE-2026-110030", "RE-2026-110031", "RE-2026-100030", "RE-2026-100031"]
+    assert [i.number for i in invoices] == [
+        "RE-2026-110030",
+        "RE-2026-110031",
+        "RE-2026-100030",
+        "RE-2026-100031",
+    ]
     current = {i.part: i.number for i in invoices if i.current}
     assert current == {"private": "RE-2026-110030", "business": "RE-2026-110031"}
     assert await directory.invoices_of_contract("ct-9") == []
@@ -104,7 +115,10 @@ async def test_vpn(directory: Directory) -> None:
 async def test_lines_and_contracts_of_customer(directory: Directory) -> None:
     lines = await directory.lines_of_customer("1000020")
     assert [x.msisdn for x in lines] == ["436641000031", "436641000040"]
-    assert [x.msisdn for x in await directory.lines_of_customer("1000010")] == ["436641000010", "436641000011"]
+    assert [x.msisdn for x in await directory.lines_of_customer("1000010")] == [
+        "436641000010",
+        "436641000011",
+    ]
     assert [c.id for c in await directory.contracts_of_customer("1000020")] == ["ct-1000020"]
     assert await directory.lines_of_customer("9999999") == []
     assert await directory.contracts_of_customer("9999999") == []
@@ -144,7 +158,9 @@ async def test_verify_puk(directory: Directory, msisdn: str, candidate: str, ok:
     assert await directory.verify_puk(msisdn, candidate) is ok
 
 
-@pytest.mark.parametrize("odd", ["", ".", "..", "../lines/436641000020", "436641000020/..", "a/b", "%2e%2e", "ä"])
+@pytest.mark.parametrize(
+    "odd", ["", ".", "..", "../lines/436641000020", "436641000020/..", "a/b", "%2e%2e", "ä"]
+)
 async def test_odd_ids_are_unknown(directory: Directory, odd: str) -> None:
     assert await directory.line(odd) is None
     assert await directory.customer(odd) is None

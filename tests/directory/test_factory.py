@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """build_directory: backend choice and the seed file."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from gateway.settings import DirectorySettings, Settings
 from .conftest import DEMO
 
 
-async def test_sql_with_seed_file_seeds_an_empty_directory(sqlite_db: Database, hashers: ProofHashers) -> None:
+async def test_sql_with_seed_file_seeds_an_empty_directory(
+    sqlite_db: Database, hashers: ProofHashers
+) -> None:
     settings = Settings(directory=DirectorySettings(seed_file=str(DEMO)))
     d = await build_directory(settings, sqlite_db, hashers=hashers)
     assert isinstance(d, SqlDirectory)
@@ -44,8 +47,11 @@ async def test_sql_without_seed_is_empty_but_migrated(tmp_path: Path) -> None:
 
 
 async def test_http_backend() -> None:
-    settings = Settings(directory=DirectorySettings(backend="http", url="http://127.0.0.1:9/dir",
-                                                    cache_ttl_seconds=7, timeout_seconds=0.5))
+    settings = Settings(
+        directory=DirectorySettings(
+            backend="http", url="http://127.0.0.1:9/dir", cache_ttl_seconds=7, timeout_seconds=0.5
+        )
+    )
     d = await build_directory(settings, None)
     assert isinstance(d, HttpDirectory)
     assert d.ttl == 7 and d.url == "http://127.0.0.1:9/dir"

@@ -13,8 +13,9 @@ from gateway.directory.records import LineRecord
 from .conftest import CountingApp, FakeClock, LoopbackServer
 
 
-async def test_cache_and_negative_cache(reference_server: tuple[LoopbackServer, CountingApp],
-                                        clock: FakeClock) -> None:
+async def test_cache_and_negative_cache(
+    reference_server: tuple[LoopbackServer, CountingApp], clock: FakeClock
+) -> None:
     server, app = reference_server
     d = HttpDirectory(server.url, cache_ttl_seconds=30, negative_ttl_seconds=5, clock=clock)
     try:
@@ -52,8 +53,9 @@ async def test_ids_are_one_path_segment(reference_server: tuple[LoopbackServer, 
         await d.close()
 
 
-async def test_server_down_then_recovers(reference_server: tuple[LoopbackServer, CountingApp],
-                                         clock: FakeClock) -> None:
+async def test_server_down_then_recovers(
+    reference_server: tuple[LoopbackServer, CountingApp], clock: FakeClock
+) -> None:
     server, _ = reference_server
     d = HttpDirectory(server.url, timeout_seconds=1.0, cache_ttl_seconds=10, clock=clock)
     try:

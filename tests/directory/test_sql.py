@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """SQL specifics: migrations from empty on SQLite and PostgreSQL, indexes, 1,000-line customers,
 fail closed when the database is gone."""
 
@@ -16,8 +17,15 @@ from gateway.directory.proofs import ProofHashers
 from gateway.directory.sql import SqlDirectory
 from gateway.directory.world import World, parse_world
 
-DIRECTORY_TABLES = {"dir_persons", "dir_customers", "dir_customer_relations", "dir_contracts", "dir_lines",
-                    "dir_invoices", "dir_vpns"}
+DIRECTORY_TABLES = {
+    "dir_persons",
+    "dir_customers",
+    "dir_customer_relations",
+    "dir_contracts",
+    "dir_lines",
+    "dir_invoices",
+    "dir_vpns",
+}
 
 
 async def _check_migrates_from_empty(db: Database) -> None:
@@ -56,15 +64,45 @@ def big_world(n: int) -> World:
     data: dict[str, Any] = {
         "persons": [{"id": f"p-{i}", "name": f"Person {i}"} for i in range(n)],
         "customers": [{"number": "2000000", "name": "Big GmbH", "kind": "framework", "admins": ["p-0"]}]
-        + [{"number": str(3000000 + i), "name": f"Member {i}", "kind": "business_member",
-            "members": [f"p-{i}"]} for i in range(n)],
+        + [
+            {
+                "number": str(3000000 + i),
+                "name": f"Member {i}",
+                "kind": "business_member",
+                "members": [f"p-{i}"],
+            }
+            for i in range(n)
+        ],
         "contracts": [{"id": "ct-big", "customer": "2000000", "kind": "company"}]
-        + [{"id": f"ct-m{i}", "customer": str(3000000 + i), "kind": "business_member",
-            "framework": "2000000"} for i in range(n)],
-        "lines": [{"msisdn": str(436650000000 + i), "contract": "ct-big", "customer": "2000000",
-                   "user": f"p-{i}", "puk": f"{i:08d}"} for i in range(n)],
-        "invoices": [{"number": f"RE-{i}", "contract": f"ct-m{i}", "customer": str(3000000 + i),
-                      "issued_on": "2026-10-31", "current": True} for i in range(n)],
+        + [
+            {
+                "id": f"ct-m{i}",
+                "customer": str(3000000 + i),
+                "kind": "business_member",
+                "framework": "2000000",
+            }
+            for i in range(n)
+        ],
+        "lines": [
+            {
+                "msisdn": str(436650000000 + i),
+                "contract": "ct-big",
+                "customer": "2000000",
+                "user": f"p-{i}",
+                "puk": f"{i:08d}",
+            }
+            for i in range(n)
+        ],
+        "invoices": [
+            {
+                "number": f"RE-{i}",
+                "contract": f"ct-m{i}",
+                "customer": str(3000000 + i),
+                "issued_on": "2026-10-31",
+                "current": True,
+            }
+            for i in range(n)
+        ],
     }
     return parse_world(data, "big")
 
@@ -95,7 +133,9 @@ async def _thousand(db: Database, world: World) -> None:
     assert await d.verify_puk("436650000999", "00000999") is True
     assert await d.verify_puk("436650000999", "00000998") is False
     rel = await d.relations("p-0")
-    assert rel.administers == {"2000000"} and rel.member_of == {"3000000"} and rel.uses_lines == {"436650000000"}
+    assert (
+        rel.administers == {"2000000"} and rel.member_of == {"3000000"} and rel.uses_lines == {"436650000000"}
+    )
     # Single lookups stay cheap next to a 1,000-line customer.
     started = time.perf_counter()
     for i in range(200):
@@ -122,7 +162,9 @@ async def test_every_lookup_uses_an_index(sqlite_db: Database) -> None:
     ]
     async with sqlite_db.engine.connect() as conn:
         for query in queries:
-            plan = " | ".join(str(row[-1]) for row in (await conn.execute(text("EXPLAIN QUERY PLAN " + query))).all())
+            plan = " | ".join(
+                str(row[-1]) for row in (await conn.execute(text("EXPLAIN QUERY PLAN " + query))).all()
+            )
             assert "SEARCH" in plan and "SCAN" not in plan.replace("SCAN CONSTANT", ""), (query, plan)
 
 
@@ -152,18 +194,28 @@ async def test_real_kundenkennwort_profile(sqlite_db: Database, demo_world: Worl
     assert await d.verify_kundenkennwort("1000010", "Mayr-KG-Kennwort") is True
     assert await d.verify_kundenkennwort("1000010", "Mayr-KG-Kennwort!") is False
     async with sqlite_db.engine.connect() as conn:
-        stored = (await conn.execute(text("SELECT kundenkennwort_hash FROM dir_customers WHERE number='1000010'"))).scalar()
-        puk = (await conn.execute(text("SELECT puk_hash FROM dir_lines WHERE msisdn='436641000020'"))).scalar()
+        stored = (
+            await conn.execute(text("SELECT kundenkennwort_hash FROM dir_customers WHERE number='1000010'"))
+        ).scalar()
+        puk = (
+            await conn.execute(text("SELECT puk_hash FROM dir_lines WHERE msisdn='436641000020'"))
+        ).scalar()
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert puk.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
 
 
-async def test_replace_overwrites_the_world(sqlite_db: Database, demo_world: World, hashers: ProofHashers) -> None:
+async def test_replace_overwrites_the_world(
+    sqlite_db: Database, demo_world: World, hashers: ProofHashers
+) -> None:
     await sqlite_db.migrate()
     await import_world(sqlite_db, demo_world, hashers=hashers)
     d = SqlDirectory(sqlite_db, hashers=hashers)
-    small = parse_world({"persons": [{"id": "p-x", "name": "X"}],
-                         "customers": [{"number": "1", "name": "X", "kind": "private", "holders": ["p-x"]}]})
+    small = parse_world(
+        {
+            "persons": [{"id": "p-x", "name": "X"}],
+            "customers": [{"number": "1", "name": "X", "kind": "private", "holders": ["p-x"]}],
+        }
+    )
     await import_world(sqlite_db, small, replace=True, hashers=hashers)
     assert await d.customer("1000001") is None
     assert (await d.relations("p-x")).holder_of == {"1"}

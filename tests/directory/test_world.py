@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """World files: every mistake is reported with its path in the file; the CLI exits 2, never a traceback."""
 
 from __future__ import annotations
@@ -62,31 +63,63 @@ _DELETE = object()
     [
         ("lines.3.contract", "ct-9", "lines[3].contract: unknown contract 'ct-9'"),
         ("lines.3.user", "p-nobody", "lines[3].user: unknown person 'p-nobody'"),
-        ("lines.0.customer", "1000010", "lines[0].customer: must be '1000001' (the customer of contract 'ct-1000001')"),
+        (
+            "lines.0.customer",
+            "1000010",
+            "lines[0].customer: must be '1000001' (the customer of contract 'ct-1000001')",
+        ),
         ("lines.5.customer", "1000030", "lines[5].customer: must be '1000020'"),
         ("lines.0.puk", 1010101, "lines[0].puk: expected a string, got a number (quote it"),
         ("lines.0.puk", "1234", "lines[0].puk: not a valid PUK (8 digits): '1234'"),
         ("lines.0.msisdn", "+436641000001", "lines[0].msisdn: not a valid MSISDN"),
-        ("lines.1.msisdn", "436641000001", "lines[1].msisdn: duplicate line '436641000001' (first at lines[0].msisdn)"),
+        (
+            "lines.1.msisdn",
+            "436641000001",
+            "lines[1].msisdn: duplicate line '436641000001' (first at lines[0].msisdn)",
+        ),
         ("lines.0.part", "private", "lines[0].part: only lines of an invoice_split contract have a part"),
         ("lines.4.part", _DELETE, "lines[4].part: required exactly for lines of an invoice_split contract"),
         ("lines.4.part", "both", "lines[4].part: must be one of private, business, got 'both'"),
         ("lines.0.colour", "pink", "lines[0].colour: unknown key"),
         ("lines.0.contract", _DELETE, "lines[0].contract: required"),
-        ("customers.0.kind", "company", "customers[0].kind: must be one of private, business, business_member"),
+        (
+            "customers.0.kind",
+            "company",
+            "customers[0].kind: must be one of private, business, business_member",
+        ),
         ("customers.0.number", 1000001, "customers[0].number: expected a string, got a number"),
         ("customers.1.authorised.0", "p-x", "customers[1].authorised[0]: unknown person 'p-x'"),
         ("customers.0.holders", "p-anna-huber", "customers[0].holders: expected a list of person ids"),
-        ("customers.0.kundenkennwort_hash", "plain", "customers[0].kundenkennwort_hash: give kundenkennwort or"),
-        ("contracts.3.framework", "1000001", "contracts[3].framework: customer '1000001' is not of kind framework"),
+        (
+            "customers.0.kundenkennwort_hash",
+            "plain",
+            "customers[0].kundenkennwort_hash: give kundenkennwort or",
+        ),
+        (
+            "contracts.3.framework",
+            "1000001",
+            "contracts[3].framework: customer '1000001' is not of kind framework",
+        ),
         ("contracts.3.framework", _DELETE, "contracts[3].framework: required for a business_member contract"),
         ("contracts.0.customer", "42", "contracts[0].customer: unknown customer '42'"),
-        ("invoices.0.current", True, "invoices[1].current: contract 'ct-1000001' already has a current invoice at"),
+        (
+            "invoices.0.current",
+            True,
+            "invoices[1].current: contract 'ct-1000001' already has a current invoice at",
+        ),
         ("invoices.0.current", "yes", "invoices[0].current: expected true or false, got 'yes'"),
         ("invoices.0.issued_on", "30.09.2026", "invoices[0].issued_on: expected a date YYYY-MM-DD"),
-        ("invoices.8.part", _DELETE, "invoices[8].part: required exactly for invoices of an invoice_split contract"),
+        (
+            "invoices.8.part",
+            _DELETE,
+            "invoices[8].part: required exactly for invoices of an invoice_split contract",
+        ),
         ("vpns.0.customer", "7", "vpns[0].customer: unknown customer '7'"),
-        ("persons.1.id", "p-anna-huber", "persons[1].id: duplicate person 'p-anna-huber' (first at persons[0].id)"),
+        (
+            "persons.1.id",
+            "p-anna-huber",
+            "persons[1].id: duplicate person 'p-anna-huber' (first at persons[0].id)",
+        ),
         ("version", 2, "version: unsupported version 2"),
         ("extra", [], "extra: unknown key"),
         ("lines", {"a": 1}, "lines: expected a list, got a mapping"),
@@ -141,12 +174,16 @@ def test_missing_file(tmp_path: Path) -> None:
         load_world(tmp_path / "nope.yaml")
 
 
-def test_cli_invalid_world_exits_2_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_invalid_world_exits_2_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = demo_data()
     data["lines"][3]["contract"] = "ct-9"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    status = main(["directory", "import", str(path), "--database-url", f"sqlite+aiosqlite:///{tmp_path}/x.db"])
+    status = main(
+        ["directory", "import", str(path), "--database-url", f"sqlite+aiosqlite:///{tmp_path}/x.db"]
+    )
     err = capsys.readouterr().err
     assert status == 2
     assert "lines[3].contract: unknown contract 'ct-9'" in err
