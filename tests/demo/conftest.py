@@ -67,7 +67,12 @@ class Api:
         self.clock = clock
 
     async def request(
-        self, method: str, path: str, *, parts: list[str] | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        parts: list[str] | None = None,
+        headers: dict[str, str] | None = None,
         **kwargs: object,
     ) -> httpx.Response:
         token = self.signer.sign(method, path.split("?")[0], now=self.clock(), parts=parts)

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import uuid
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -112,8 +113,6 @@ class Signer:
             else:
                 claims[name] = value
         jws_header = {"alg": self.alg, "kid": self.key.kid, **(header or {})}
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return jwt.encode(jws_header, claims, self.key, algorithms=[self.alg])

@@ -21,8 +21,12 @@ def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-async def test_valid_assertion_answers_with_echo(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
-    token = signer.sign("GET", USAGE, now=clock(), subject="acct-anna", request_id="req-42", parts=["private"])
+async def test_valid_assertion_answers_with_echo(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock
+) -> None:
+    token = signer.sign(
+        "GET", USAGE, now=clock(), subject="acct-anna", request_id="req-42", parts=["private"]
+    )
     response = await client.get(
         USAGE + "?lang=de",
         headers={
@@ -75,8 +79,13 @@ async def test_status_is_public(client: httpx.AsyncClient) -> None:
     assert body["received"]["path"] == "/api/status"
 
 
-async def assert_rejected(client: httpx.AsyncClient, token: str | None, path: str = USAGE, method: str = "GET",
-                          detail: str | None = None) -> None:
+async def assert_rejected(
+    client: httpx.AsyncClient,
+    token: str | None,
+    path: str = USAGE,
+    method: str = "GET",
+    detail: str | None = None,
+) -> None:
     headers = {} if token is None else {"X-Portal-Assertion": token}
     response = await client.request(method, path, headers=headers)
     assert response.status_code == 401, response.text
@@ -102,7 +111,9 @@ async def test_expired(client: httpx.AsyncClient, signer: Signer, clock: FakeClo
     await assert_rejected(client, token, detail="expired")
 
 
-async def test_expiry_within_skew_is_accepted(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
+async def test_expiry_within_skew_is_accepted(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock
+) -> None:
     token = signer.sign("GET", USAGE, now=clock() - 63)  # exp was 3 s ago, skew is 5 s
     response = await client.get(USAGE, headers={"X-Portal-Assertion": token})
     assert response.status_code == 200
@@ -125,7 +136,9 @@ async def test_wrong_audience(client: httpx.AsyncClient, signer: Signer, clock: 
     await assert_rejected(client, signer.sign("GET", USAGE, now=clock(), aud="billing"), detail="audience")
 
 
-async def test_audience_list_containing_us(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
+async def test_audience_list_containing_us(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock
+) -> None:
     token = signer.sign("GET", USAGE, now=clock(), aud=["billing", "portal"])
     assert (await client.get(USAGE, headers={"X-Portal-Assertion": token})).status_code == 200
 
@@ -136,7 +149,9 @@ async def test_wrong_issuer(client: httpx.AsyncClient, signer: Signer, clock: Fa
 
 async def test_wrong_htm(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
     token = signer.sign("GET", "/api/lines/436641000001/sim/block", now=clock())
-    await assert_rejected(client, token, path="/api/lines/436641000001/sim/block", method="POST", detail="htm")
+    await assert_rejected(
+        client, token, path="/api/lines/436641000001/sim/block", method="POST", detail="htm"
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,12 +164,15 @@ async def test_wrong_htm(client: httpx.AsyncClient, signer: Signer, clock: FakeC
         ("/api/lines/436641000001/usage?x=1", "/api/lines/436641000001/usage?x=1"),
     ],
 )
-async def test_wrong_htu(client: httpx.AsyncClient, signer: Signer, clock: FakeClock, signed: str,
-                         requested: str) -> None:
+async def test_wrong_htu(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock, signed: str, requested: str
+) -> None:
     await assert_rejected(client, signer.sign("GET", signed, now=clock()), path=requested)
 
 
-async def test_htu_is_the_raw_encoded_path(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
+async def test_htu_is_the_raw_encoded_path(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock
+) -> None:
     raw = "/api/invoices/RE-2026-%31%310001"  # a gateway forwards what it matched, byte for byte
     token = signer.sign("GET", raw, now=clock())
     response = await client.get(raw, headers={"X-Portal-Assertion": token})
@@ -184,8 +202,9 @@ async def test_alg_none(client: httpx.AsyncClient, signer: Signer, clock: FakeCl
         await assert_rejected(client, f"{header}.{payload}.c2ln", detail="algorithm")
 
 
-async def test_hs256_with_the_public_key_as_secret(client: httpx.AsyncClient, signer: Signer,
-                                                   clock: FakeClock) -> None:
+async def test_hs256_with_the_public_key_as_secret(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock
+) -> None:
     public = signer.key.as_dict(private=False)
     secret = OctKey.import_key(json.dumps(public).encode())
     claims = json.loads(base64.urlsafe_b64decode(signer.sign("GET", USAGE, now=clock()).split(".")[1] + "=="))
@@ -203,8 +222,9 @@ async def test_missing_claims(client: httpx.AsyncClient, signer: Signer, clock: 
         await assert_rejected(client, signer.sign("GET", USAGE, now=clock(), **{claim: None}), detail=claim)
 
 
-async def test_unknown_kid_refetches_after_rotation(client: httpx.AsyncClient, signer: Signer, clock: FakeClock,
-                                                    jwks: JwksServer) -> None:
+async def test_unknown_kid_refetches_after_rotation(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock, jwks: JwksServer
+) -> None:
     old = signer.sign("GET", USAGE, now=clock())
     assert (await client.get(USAGE, headers={"X-Portal-Assertion": old})).status_code == 200
     assert jwks.hits == 1
@@ -222,8 +242,9 @@ async def test_unknown_kid_refetches_after_rotation(client: httpx.AsyncClient, s
     assert jwks.hits == 2
 
 
-async def test_unknown_kid_refetch_is_rate_limited(client: httpx.AsyncClient, signer: Signer, clock: FakeClock,
-                                                   jwks: JwksServer) -> None:
+async def test_unknown_kid_refetch_is_rate_limited(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock, jwks: JwksServer
+) -> None:
     ok = signer.sign("GET", USAGE, now=clock())
     assert (await client.get(USAGE, headers={"X-Portal-Assertion": ok})).status_code == 200
     stranger = Signer(new_ed25519("nobody"))
@@ -238,8 +259,9 @@ async def test_unknown_kid_refetch_is_rate_limited(client: httpx.AsyncClient, si
     assert jwks.hits == 2
 
 
-async def test_jwks_unreachable_is_503(client: httpx.AsyncClient, signer: Signer, clock: FakeClock,
-                                       jwks: JwksServer) -> None:
+async def test_jwks_unreachable_is_503(
+    client: httpx.AsyncClient, signer: Signer, clock: FakeClock, jwks: JwksServer
+) -> None:
     jwks.fail = True
     response = await client.get(USAGE, headers={"X-Portal-Assertion": signer.sign("GET", USAGE, now=clock())})
     assert response.status_code == 503
@@ -270,8 +292,9 @@ async def test_es256_keys_are_accepted(clock: FakeClock) -> None:
 
 
 async def test_verifier_reports_unreachable_jwks(clock: FakeClock, signer: Signer) -> None:
-    verifier = AssertionVerifier(jwks_url="http://127.0.0.1:9/.well-known/jwks.json", audience="portal",
-                                 clock=clock, fetch_timeout=1)
+    verifier = AssertionVerifier(
+        jwks_url="http://127.0.0.1:9/.well-known/jwks.json", audience="portal", clock=clock, fetch_timeout=1
+    )
     with pytest.raises(KeysUnavailable):
         await verifier.verify(signer.sign("GET", USAGE, now=clock()), method="GET", path=USAGE)
 
