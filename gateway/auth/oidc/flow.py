@@ -91,6 +91,9 @@ class LoginFlow:
                 return p
         raise OidcLoginFailed("oidc_unknown_provider", "no such login provider")
 
+    def provider_any(self, name: str) -> OidcProvider | None:
+        return self._providers.get(name)
+
     async def start(self, provider_name: str | None, next_path: str | None) -> tuple[str, str]:
         """(authorization URL, binding secret for the browser's cookie)."""
         provider = self.provider(provider_name)

@@ -1,0 +1,200 @@
+"""`build_oidc`: the OIDC component, wired from settings and the auth component's parts.
+
+What the composition root gets (`OidcComponent`):
+
+* ``authenticators``: ``[OidcSessionGuard, OidcBearerAuthenticator]``. The guard must run
+  *before* auth's session authenticator (it ends OIDC sessions whose provider grant
+  ran out, refreshing where it can, and never authenticates anyone itself); the
+  bearer authenticator takes every ``Bearer`` that is not ``pgs_``.
+* ``routes``: the ``/auth/oidc/...`` endpoints (`routes.OidcEndpoints`).
+* ``ready_checks``: one per provider, ``("oidc:<name>", ok, message)``; each call
+  retries discovery and the JWKS when they failed before.
+* ``on_startup``: creates the link table when missing, then tries discovery once
+  (an unreachable provider is logged and reported by readiness, not fatal).
+* ``on_shutdown``: closes the HTTP client.
+* ``providers_for_login_page()`` and ``end_session_url(handle)`` for auth's pages and logout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.routing import BaseRoute
+
+from gateway.auth.accounts import Accounts
+from gateway.auth.base import Authenticator
+from gateway.auth.oidc.adapters import AuthOidcAccounts, AuthOidcSessions
+from gateway.auth.oidc.backchannel import BackchannelLogout
+from gateway.auth.oidc.bearer import OidcBearerAuthenticator
+from gateway.auth.oidc.config import OidcSettings, validate_oidc_settings
+from gateway.auth.oidc.errors import ProviderUnavailable
+from gateway.auth.oidc.flow import LoginFlow
+from gateway.auth.oidc.lifetime import OidcSessionGuard, SessionRecords
+from gateway.auth.oidc.links import OidcLinks
+from gateway.auth.oidc.ports import OidcAccounts, OidcSessions
+from gateway.auth.oidc.provider import OidcProvider, build_providers
+from gateway.auth.oidc.routes import OidcEndpoints
+from gateway.auth.oidc.state import LoginStates
+from gateway.auth.registration import Registrar
+from gateway.auth.sessions import Sessions
+from gateway.database import Database
+from gateway.directory.base import Directory
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+__all__ = ["OidcComponent", "build_oidc", "build_oidc_from_auth"]
+
+log = logging.getLogger("gateway.auth.oidc")
+
+ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+
+
+@dataclass
+class OidcComponent:
+    authenticators: list[Authenticator]
+    routes: list[BaseRoute]
+    ready_checks: list[ReadyCheck]
+    on_startup: list[Callable[[], Awaitable[None]]]
+    on_shutdown: list[Callable[[], Awaitable[None]]]
+    providers: dict[str, OidcProvider] = field(default_factory=dict)
+    endpoints: OidcEndpoints | None = None
+
+    def providers_for_login_page(self) -> list[dict[str, str]]:
+        """[{name, display_name, login_url}] of the browser login providers."""
+        return self.endpoints.providers_for_login_page() if self.endpoints else []
+
+    async def end_session_url(self, session_handle: str) -> str | None:
+        """For auth's logout: the provider's RP-initiated logout URL of this session, if any."""
+        return await self.endpoints.end_session_url(session_handle) if self.endpoints else None
+
+
+def _ready_check(provider: OidcProvider) -> ReadyCheck:
+    async def check() -> tuple[str, bool, str]:
+        name = f"oidc:{provider.name}"
+        try:
+            await provider.discovery.get()
+            if not provider.jwks.kids:
+                await provider.jwks.refresh()
+        except ProviderUnavailable as exc:
+            return name, False, exc.detail or exc.reason
+        return name, True, "ok"
+
+    return check
+
+
+def build_oidc(
+    settings: Settings,
+    *,
+    store: Store,
+    accounts: OidcAccounts,
+    sessions: OidcSessions,
+    clock: Callable[[], float],
+    http: httpx.AsyncClient | None = None,
+    startup: list[Callable[[], Awaitable[None]]] | None = None,
+) -> OidcComponent:
+    """Build the component; `SettingsError` for a bad ``[oidc]`` section."""
+    oidc = settings.section(OidcSettings, "oidc")
+    validate_oidc_settings(oidc, settings.source)
+    if not oidc.enabled:
+        return OidcComponent([], [], [], [], [])
+    client = http or httpx.AsyncClient(
+        timeout=httpx.Timeout(oidc.http_timeout_seconds),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        headers={"user-agent": "portal-gateway-oidc"},
+    )
+    prefix = settings.store.key_prefix + "oidc:"
+    providers = build_providers(oidc, http=client, clock=clock)
+    public_url = settings.server.public_url.rstrip("/")
+    flow = LoginFlow(
+        providers=providers,
+        states=LoginStates(store, prefix=prefix + "state:", ttl=oidc.login_timeout_seconds),
+        http=client,
+        clock=clock,
+        redirect_uri=public_url + "/auth/oidc/callback",
+        default_next=oidc.default_next,
+    )
+    records = SessionRecords(store, prefix=prefix, ttl=oidc.max_session_seconds + 3600)
+    backchannel = BackchannelLogout(
+        providers=providers,
+        records=records,
+        sessions=sessions,
+        store=store,
+        prefix=prefix,
+        clock=clock,
+    )
+    endpoints = OidcEndpoints(
+        settings=oidc,
+        flow=flow,
+        accounts=accounts,
+        sessions=sessions,
+        records=records,
+        backchannel=backchannel,
+        store=store,
+        prefix=prefix,
+        public_url=public_url,
+        cookie_secure=settings.server.cookie_secure,
+        clock=clock,
+    )
+    guard = OidcSessionGuard(
+        records=records, sessions=sessions, providers=providers, http=client, clock=clock
+    )
+    bearer = OidcBearerAuthenticator(providers, accounts)
+
+    async def warm_up() -> None:
+        for provider in providers.values():
+            try:
+                await provider.discovery.get()
+                await provider.jwks.refresh()
+            except ProviderUnavailable as exc:
+                log.error("oidc provider %s not reachable at start: %s", provider.name, exc.detail)
+
+    async def close() -> None:
+        if http is None:
+            await client.aclose()
+
+    return OidcComponent(
+        authenticators=[guard, bearer],
+        routes=endpoints.routes(),
+        ready_checks=[_ready_check(p) for p in providers.values()],
+        on_startup=[*(startup or []), warm_up],
+        on_shutdown=[close],
+        providers=providers,
+        endpoints=endpoints,
+    )
+
+
+def build_oidc_from_auth(
+    settings: Settings,
+    *,
+    store: Store,
+    db: Database,
+    accounts: Accounts,
+    sessions: Sessions,
+    registrar: Registrar,
+    directory: Directory,
+    session_cookie: str,
+    clock: Callable[[], float],
+    http: httpx.AsyncClient | None = None,
+) -> OidcComponent:
+    """`build_oidc` over the auth component's real Accounts / Sessions / Registrar."""
+    links = OidcLinks(db, clock=clock)
+    return build_oidc(
+        settings,
+        store=store,
+        accounts=AuthOidcAccounts(
+            accounts=accounts, links=links, registrar=registrar, directory=directory
+        ),
+        sessions=AuthOidcSessions(
+            sessions=sessions,
+            accounts=accounts,
+            cookie_name=session_cookie,
+            cookie_secure=settings.server.cookie_secure,
+        ),
+        clock=clock,
+        http=http,
+        startup=[links.ensure_table],
+    )
