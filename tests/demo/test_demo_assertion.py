@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -219,7 +220,8 @@ async def test_garbage_tokens(client: httpx.AsyncClient) -> None:
 
 async def test_missing_claims(client: httpx.AsyncClient, signer: Signer, clock: FakeClock) -> None:
     for claim in ("sub", "htu", "htm", "exp", "rid", "acl"):
-        await assert_rejected(client, signer.sign("GET", USAGE, now=clock(), **{claim: None}), detail=claim)
+        drop: dict[str, Any] = {claim: None}
+        await assert_rejected(client, signer.sign("GET", USAGE, now=clock(), **drop), detail=claim)
 
 
 async def test_unknown_kid_refetches_after_rotation(
