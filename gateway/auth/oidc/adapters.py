@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from gateway.auth.accounts import Account, AccountExists, Accounts, NewAccount, normalize_login
 from gateway.auth.base import Credentials
+from gateway.auth.cookies import CookiePolicy
 from gateway.auth.login import session_data_for
 from gateway.auth.oidc.links import OidcLinks
 from gateway.auth.oidc.ports import IssuedSession, LinkRequest
@@ -139,13 +140,11 @@ class AuthOidcSessions:
         *,
         sessions: Sessions,
         accounts: Accounts,
-        cookie_name: str,
-        cookie_secure: bool,
+        cookies: CookiePolicy,
     ) -> None:
         self._sessions = sessions
         self._accounts = accounts
-        self._cookie = cookie_name
-        self._secure = cookie_secure
+        self._cookies = cookies
 
     async def create(
         self, principal: Principal, *, client_ip: str, max_lifetime: float
@@ -155,12 +154,10 @@ class AuthOidcSessions:
             raise Conflict("account_gone")
         data = session_data_for(account, ("oidc",), provider=principal.provider)
         token, session = await self._sessions.create(data)
-        cookie, secure = self._cookie, self._secure
+        cookies = self._cookies
 
         def set_cookie(response: Response) -> None:
-            response.set_cookie(
-                cookie, token, path="/", secure=secure, httponly=True, samesite="lax"
-            )
+            cookies.set_session(response, token)
 
         return IssuedSession(handle=session.handle, set_cookie=set_cookie)
 
@@ -168,7 +165,7 @@ class AuthOidcSessions:
         await self._sessions.revoke_handle(handle)
 
     def session_handle(self, credentials: Credentials) -> str | None:
-        token = credentials.cookies.get(self._cookie)
+        token = credentials.cookies.get(self._cookies.session_name)
         if token is None and credentials.authorization:
             scheme, _, value = credentials.authorization.partition(" ")
             if scheme.lower() == "bearer":
@@ -176,6 +173,4 @@ class AuthOidcSessions:
         return session_handle(token) if token else None
 
     def clear_cookie(self, response: Response) -> None:
-        response.delete_cookie(
-            self._cookie, path="/", secure=self._secure, httponly=True, samesite="lax"
-        )
+        self._cookies.clear_session(response)

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import httpx
 from starlette.routing import BaseRoute
 
-from gateway.auth.accounts import Accounts
 from gateway.auth.base import Authenticator
 from gateway.auth.oidc.adapters import AuthOidcAccounts, AuthOidcSessions
 from gateway.auth.oidc.backchannel import BackchannelLogout
@@ -38,14 +37,12 @@ from gateway.auth.oidc.ports import OidcAccounts, OidcSessions
 from gateway.auth.oidc.provider import OidcProvider, build_providers
 from gateway.auth.oidc.routes import OidcEndpoints
 from gateway.auth.oidc.state import LoginStates
-from gateway.auth.registration import Registrar
-from gateway.auth.sessions import Sessions
+from gateway.auth.services import AuthServices
 from gateway.database import Database
-from gateway.directory.base import Directory
 from gateway.settings import Settings
 from gateway.store.base import Store
 
-__all__ = ["OidcComponent", "build_oidc", "build_oidc_from_auth"]
+__all__ = ["OidcComponent", "build_oidc", "build_oidc_with"]
 
 log = logging.getLogger("gateway.auth.oidc")
 
@@ -85,7 +82,7 @@ def _ready_check(provider: OidcProvider) -> ReadyCheck:
     return check
 
 
-def build_oidc(
+def build_oidc_with(
     settings: Settings,
     *,
     store: Store,
@@ -95,7 +92,8 @@ def build_oidc(
     http: httpx.AsyncClient | None = None,
     startup: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> OidcComponent:
-    """Build the component; `SettingsError` for a bad ``[oidc]`` section."""
+    """Build the component over any `OidcAccounts` / `OidcSessions` (tests use fakes);
+    `SettingsError` for a bad ``[oidc]`` section."""
     oidc = settings.section(OidcSettings, "oidc")
     validate_oidc_settings(oidc, settings.source)
     if not oidc.enabled:
@@ -167,32 +165,25 @@ def build_oidc(
     )
 
 
-def build_oidc_from_auth(
+def build_oidc(
     settings: Settings,
     *,
+    auth: AuthServices,
     store: Store,
     db: Database,
-    accounts: Accounts,
-    sessions: Sessions,
-    registrar: Registrar,
-    directory: Directory,
-    session_cookie: str,
     clock: Callable[[], float],
     http: httpx.AsyncClient | None = None,
 ) -> OidcComponent:
-    """`build_oidc` over the auth component's real Accounts / Sessions / Registrar."""
+    """The OIDC component over the auth component's parts (``AuthComponent.services``)."""
     links = OidcLinks(db, clock=clock)
-    return build_oidc(
+    return build_oidc_with(
         settings,
         store=store,
         accounts=AuthOidcAccounts(
-            accounts=accounts, links=links, registrar=registrar, directory=directory
+            accounts=auth.accounts, links=links, registrar=auth.registrar, directory=auth.directory
         ),
         sessions=AuthOidcSessions(
-            sessions=sessions,
-            accounts=accounts,
-            cookie_name=session_cookie,
-            cookie_secure=settings.server.cookie_secure,
+            sessions=auth.sessions, accounts=auth.accounts, cookies=auth.cookies
         ),
         clock=clock,
         http=http,
