@@ -182,9 +182,7 @@ class Accounts:
         )
         try:
             async with self._db.session() as s:
-                taken = (
-                    await s.execute(select(AccountRow.id).where(AccountRow.login == row.login))
-                ).first()
+                taken = (await s.execute(select(AccountRow.id).where(AccountRow.login == row.login))).first()
                 if taken is not None:
                     raise AccountExists("login_taken")
                 s.add(row)

@@ -1,0 +1,47 @@
+"""The session authenticator: ``__Host-`` cookie or ``Authorization: Bearer pgs_...``.
+
+Oathkeeper's rule: no credential of ours → None (a bearer without the ``pgs_``
+prefix is an OIDC JWT, someone else's); a credential of ours that is unknown,
+expired, revoked or still pending its TOTP code → `AuthenticationFailed`.
+"""
+
+from __future__ import annotations
+
+from gateway.auth.base import Credentials
+from gateway.auth.sessions import Sessions, token_from_bearer
+from gateway.errors import AuthenticationFailed
+from gateway.principal import Principal
+
+__all__ = ["SessionAuthenticator"]
+
+
+class SessionAuthenticator:
+    id = "session"
+
+    def __init__(self, sessions: Sessions, cookie_name: str) -> None:
+        self._sessions = sessions
+        self.cookie_name = cookie_name
+
+    def validate(self) -> None:
+        if not self.cookie_name:
+            raise ValueError("session authenticator needs a cookie name")
+
+    async def authenticate(self, credentials: Credentials) -> Principal | None:
+        token: str | None = None
+        if credentials.authorization:
+            scheme, _, value = credentials.authorization.strip().partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            token = token_from_bearer(value.strip())
+            if token is None:
+                return None
+        else:
+            token = credentials.cookies.get(self.cookie_name) or None
+            if token is None:
+                return None
+        session = await self._sessions.lookup(token)
+        if session is None:
+            raise AuthenticationFailed("session_invalid")
+        if session.data.pending:
+            raise AuthenticationFailed("login_pending")
+        return session.principal()

@@ -1,0 +1,1 @@
+"""Templates (Jinja2) and static files of the gateway's login pages (used by `gateway.auth.pages`)."""
