@@ -280,4 +280,3 @@ class Authorizer:
 def _under(base: Path, value: str | Path) -> Path:
     p = Path(value)
     return p if p.is_absolute() else base / p
-

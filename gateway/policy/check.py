@@ -231,10 +231,7 @@ def check_policy(
             for i, t in enumerate(rest)
             if t.kind == "ident"
             and t.text not in _KEYWORDS
-            and (
-                (i > 0 and rest[i - 1].text == ".")
-                or (i + 1 < len(rest) and rest[i + 1].text == "(")
-            )
+            and ((i > 0 and rest[i - 1].text == ".") or (i + 1 < len(rest) and rest[i + 1].text == "("))
         )
         end = stmt[-1].pos + len(stmt[-1].text)
         head = RuleHead(stmt[0].text, stmt[0].pos, tuple(params), end, names)
@@ -285,7 +282,7 @@ def _check_permissions(
     for head in facts.heads_named("permission"):
         action, kind = head.literal(0), head.literal(1)
         if action is None or kind is None or len(head.params) != 2:
-            report(head.pos, "permission/2 must be a fact of two strings: permission(\"action\", \"kind\")")
+            report(head.pos, 'permission/2 must be a fact of two strings: permission("action", "kind")')
             continue
         if kind not in KINDS:
             kinds = ", ".join(sorted(KINDS))
@@ -313,9 +310,7 @@ def _check_permissions(
         if action not in declared:
             report(head.pos, f"step_up rule for undeclared action {action!r}")
         elif declared[action] != "critical":
-            report(
-                head.pos, f"step_up rule for {action!r}, declared {declared[action]!r}, not critical"
-            )
+            report(head.pos, f"step_up rule for {action!r}, declared {declared[action]!r}, not critical")
     denied: dict[str, set[str | None]] = {}
     for head in facts.heads_named("deny_reason"):
         action = head.literal(1)

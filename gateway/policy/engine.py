@@ -222,9 +222,7 @@ class PolicyEngine:
     def _can_register(self, target: RegistrationTarget, proof_type: str) -> RegistrationVerdict:
         if proof_type not in PROOF_TYPES:
             return RegistrationVerdict(False, None, None, None, None, "proof_not_accepted")
-        for r in self.oso.query_rule(
-            "can_register", target, proof_type, Variable("role"), Variable("level")
-        ):
+        for r in self.oso.query_rule("can_register", target, proof_type, Variable("role"), Variable("level")):
             role = r["bindings"]["role"]
             level = r["bindings"]["level"]
             if role not in ("customer", "business_member", "split_private", "line_user"):
@@ -237,9 +235,7 @@ class PolicyEngine:
             )
         reasons = [
             str(r["bindings"]["reason"])
-            for r in self.oso.query_rule(
-                "registration_refusal", target, proof_type, Variable("reason")
-            )
+            for r in self.oso.query_rule("registration_refusal", target, proof_type, Variable("reason"))
         ]
         reason = best_reason(reasons, default="proof_not_accepted")
         hint = self.business_station_url if reason in HINT_REASONS else None

@@ -14,6 +14,10 @@ __all__ = ["GENERIC", "HINT_REASONS", "REASONS", "best_reason", "message"]
 
 #: code → (de, en); in priority order.
 REASONS: dict[str, tuple[str, str]] = {
+    "allowed": (
+        "Erlaubt.",
+        "Allowed.",
+    ),
     "vpn_in_business_station": (
         "VPN-Verträge werden in My Business Station verwaltet.",
         "VPN contracts are managed in My Business Station.",
