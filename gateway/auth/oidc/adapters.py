@@ -165,11 +165,13 @@ class AuthOidcSessions:
         await self._sessions.revoke_handle(handle)
 
     def session_handle(self, credentials: Credentials) -> str | None:
-        token = credentials.cookies.get(self._cookies.session_name)
-        if token is None and credentials.authorization:
-            scheme, _, value = credentials.authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                token = token_from_bearer(value.strip())
+        # Same precedence as auth's SessionAuthenticator: a bearer header wins.
+        token: str | None
+        if credentials.authorization:
+            scheme, _, value = credentials.authorization.strip().partition(" ")
+            token = token_from_bearer(value.strip()) if scheme.lower() == "bearer" else None
+        else:
+            token = credentials.cookies.get(self._cookies.session_name)
         return session_handle(token) if token else None
 
     def clear_cookie(self, response: Response) -> None:
