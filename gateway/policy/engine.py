@@ -148,8 +148,9 @@ class PolicyEngine:
             return self._cache[key]
         except KeyError:
             pass
-        except TypeError as exc:  # unhashable facts: decide without the cache
-            return self._guarded(actor, action, resource, exc)
+        except Exception as exc:  # facts that cannot be hashed: decide without the cache
+            self._error(action, exc)
+            return self.decide_uncached(actor, action, resource)
         verdict = self.decide_uncached(actor, action, resource)
         if verdict.reason != "policy_error":
             cache = self._cache
@@ -157,10 +158,6 @@ class PolicyEngine:
                 cache.clear()
             cache[key] = verdict
         return verdict
-
-    def _guarded(self, actor: Actor, action: str, resource: Resource, exc: BaseException) -> Verdict:
-        self._error("cache", exc)
-        return self.decide_uncached(actor, action, resource)
 
     def decide_uncached(self, actor: Actor, action: str, resource: Resource) -> Verdict:
         try:
