@@ -102,7 +102,10 @@ class Logins:
             await self._regulator.fail("account", key, client_ip=client_ip)
             log.info("password login failed login_known=%s locked=%s", account is not None, locked)
             raise failed
-        await self._regulator.succeed("account", key)
+        if not account.totp_enabled:
+            # With TOTP the count is cleared only by the complete login: a known password
+            # must not reset the TOTP failures (else codes could be guessed 4 at a time).
+            await self._regulator.succeed("account", key)
         if stored is not None and self._hashing.needs_rehash(stored):
             await self._accounts.set_password_hash(account.id, await self._hashing.hash(password))
         if account.totp_enabled:

@@ -31,6 +31,13 @@ class Enrolment:
     qr_svg: str
 
 
+class _Totp(pyotp.TOTP):
+    """pyotp >= 2.10 refuses seeds under 112 bits; verifying older 80-bit seeds (the demo's
+    ``JBSWY3DPEHPK3PXP``, many existing apps) stays possible. New seeds are 160 bits."""
+
+    min_secret_length_bits = 80
+
+
 class Totp:
     def __init__(self, store: Store, settings: TotpSettings, clock: Callable[[], float]) -> None:
         self._store = store
@@ -38,7 +45,7 @@ class Totp:
         self._clock = clock
 
     def _otp(self, secret: str) -> pyotp.TOTP:
-        return pyotp.TOTP(secret, digits=self._s.digits, interval=self._s.period_seconds)
+        return _Totp(secret, digits=self._s.digits, interval=self._s.period_seconds)
 
     def enrolment(self, login: str, secret: str | None = None) -> Enrolment:
         """A new random seed (160 bit) with its ``otpauth://`` URI and the URI as an SVG QR code."""

@@ -14,3 +14,23 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+PASSWORD = "a-long-portal-password"
+
+
+async def register(client, **fields):
+    """POST /auth/register with defaults (Sophie, PUK)."""
+    body = {
+        "login": "sophie@example.at",
+        "identifier": "436641000020",
+        "proof_type": "puk",
+        "proof": "20202020",
+        "password": PASSWORD,
+    }
+    body.update(fields)
+    return await client.post("/auth/register", json=body)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
