@@ -173,8 +173,13 @@ def make_app(component: AuthComponent) -> Starlette:
             for authenticator in component.authenticators:
                 principal = await authenticator.authenticate(creds)
                 if principal is not None:
-                    return JSONResponse({"subject": principal.subject, "access_level": principal.access_level,
-                                         "methods": sorted(principal.auth_methods)})
+                    return JSONResponse(
+                        {
+                            "subject": principal.subject,
+                            "access_level": principal.access_level,
+                            "methods": sorted(principal.auth_methods),
+                        }
+                    )
         except GatewayError as exc:
             return JSONResponse({"error": exc.reason}, status_code=401)
         return JSONResponse({"error": "anonymous"}, status_code=401)
@@ -189,8 +194,13 @@ async def env(
     store = MemoryStore(clock=clock)
     registry = CollectorRegistry()
     component = build_auth(
-        auth_settings(tmp_path), store=store, db=db, directory=demo_directory, authorizer=authorizer,
-        clock=clock, registry=registry,
+        auth_settings(tmp_path),
+        store=store,
+        db=db,
+        directory=demo_directory,
+        authorizer=authorizer,
+        clock=clock,
+        registry=registry,
     )
     transport = httpx.ASGITransport(app=make_app(component), client=("127.0.0.1", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:

@@ -17,23 +17,44 @@ KEY = "k" * 40
 
 async def test_create_get_and_login_unique(db: Database, clock: Clock) -> None:
     accounts = Accounts(db, box=SecretBox(KEY), clock=clock)
-    acc = await accounts.create(NewAccount(
-        login="Anna.Huber@Example.at", role="customer", access_level="full",
-        registered_with="kundenkennwort", identifier="1000001", bound_customer="1000001", password_hash="h",
-    ))
+    acc = await accounts.create(
+        NewAccount(
+            login="Anna.Huber@Example.at",
+            role="customer",
+            access_level="full",
+            registered_with="kundenkennwort",
+            identifier="1000001",
+            bound_customer="1000001",
+            password_hash="h",
+        )
+    )
     assert acc.id.startswith("acc_") and acc.login == "anna.huber@example.at"
     assert (await accounts.by_login(" ANNA.huber@example.at ")) == acc
     with pytest.raises(AccountExists) as exc:
-        await accounts.create(NewAccount(login="anna.huber@example.at", role="customer", access_level="full",
-                                         registered_with="kundenkennwort", identifier="1000001"))
+        await accounts.create(
+            NewAccount(
+                login="anna.huber@example.at",
+                role="customer",
+                access_level="full",
+                registered_with="kundenkennwort",
+                identifier="1000001",
+            )
+        )
     assert exc.value.reason == "login_taken"
     assert [a.id for a in await accounts.all()] == [acc.id]
 
 
 async def test_totp_secret_encrypted_at_rest(db: Database, clock: Clock) -> None:
     accounts = Accounts(db, box=SecretBox(KEY), clock=clock)
-    acc = await accounts.create(NewAccount(login="x@example.at", role="customer", access_level="full",
-                                           registered_with="seed", identifier="1000001"))
+    acc = await accounts.create(
+        NewAccount(
+            login="x@example.at",
+            role="customer",
+            access_level="full",
+            registered_with="seed",
+            identifier="1000001",
+        )
+    )
     await accounts.set_pending_totp(acc.id, "JBSWY3DPEHPK3PXP")
     assert await accounts.totp_secret(acc.id) is None  # not active before confirmation
     await accounts.activate_totp(acc.id)
@@ -69,16 +90,19 @@ def test_missing_key_refuses_start_and_names_key(tmp_path) -> None:
 POLICY = PasswordPolicy(common=load_common_passwords())
 
 
-@pytest.mark.parametrize(("password", "reason"), [
-    ("elf-chars-1", "password_too_short"),          # 11 characters
-    ("436641000020", "password_is_identifier"),
-    ("sophie@example.at", "password_is_identifier"),
-    ("password1234", "password_too_common"),
-    ("Passwort2025!!", "password_too_common"),
-    ("qwertyuiop123", "password_too_common"),
-    ("anna-portal-2025", None),
-    ("twelve-chars", None),
-])
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("elf-chars-1", "password_too_short"),  # 11 characters
+        ("436641000020", "password_is_identifier"),
+        ("sophie@example.at", "password_is_identifier"),
+        ("password1234", "password_too_common"),
+        ("Passwort2025!!", "password_too_common"),
+        ("qwertyuiop123", "password_too_common"),
+        ("anna-portal-2025", None),
+        ("twelve-chars", None),
+    ],
+)
 def test_password_rules(password: str, reason: str | None) -> None:
     assert POLICY.problem(password, identifier="436641000020", login="sophie@example.at") == reason
 

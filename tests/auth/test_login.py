@@ -51,7 +51,9 @@ async def test_pending_login_can_only_finish_with_totp(anna) -> None:
     env.client.cookies.clear()
     assert (await env.client.get("/api/whoami", headers=bearer(pending))).json()["error"] == "login_pending"
     assert (await env.client.get("/auth/me", headers=bearer(pending))).status_code == 401
-    r = await env.client.post("/auth/login/totp", json={"code": env.totp_now(SECRET)}, headers=bearer(pending))
+    r = await env.client.post(
+        "/auth/login/totp", json={"code": env.totp_now(SECRET)}, headers=bearer(pending)
+    )
     assert r.status_code == 200, r.text
     full = r.json()["token"]
     assert full != pending
@@ -71,10 +73,14 @@ async def _pending(env) -> str:
 async def test_replayed_totp_code_is_refused(anna) -> None:
     env = anna
     code = env.totp_now(SECRET)
-    first = await env.client.post("/auth/login/totp", json={"code": code}, headers=bearer(await _pending(env)))
+    first = await env.client.post(
+        "/auth/login/totp", json={"code": code}, headers=bearer(await _pending(env))
+    )
     assert first.status_code == 200
     env.clock.advance(10)  # same 30 s step
-    again = await env.client.post("/auth/login/totp", json={"code": code}, headers=bearer(await _pending(env)))
+    again = await env.client.post(
+        "/auth/login/totp", json={"code": code}, headers=bearer(await _pending(env))
+    )
     assert again.status_code == 401
     assert again.json()["reason"] == "invalid_code"
 
@@ -82,15 +88,18 @@ async def test_replayed_totp_code_is_refused(anna) -> None:
 @pytest.mark.parametrize(("offset", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)])
 async def test_totp_window_is_one_step(anna, offset: int, accepted: bool) -> None:
     env = anna
-    r = await env.client.post("/auth/login/totp", json={"code": env.totp_now(SECRET, offset)},
-                              headers=bearer(await _pending(env)))
+    r = await env.client.post(
+        "/auth/login/totp", json={"code": env.totp_now(SECRET, offset)}, headers=bearer(await _pending(env))
+    )
     assert (r.status_code == 200) is accepted
 
 
 async def test_malformed_totp_codes_fail_the_same(anna) -> None:
     env = anna
     for code in ("", "12345", "1234567", "abcdef", "١٢٣٤٥٦"):
-        r = await env.client.post("/auth/login/totp", json={"code": code or "x"}, headers=bearer(await _pending(env)))
+        r = await env.client.post(
+            "/auth/login/totp", json={"code": code or "x"}, headers=bearer(await _pending(env))
+        )
         assert r.status_code == 401 and r.json()["reason"] == "invalid_code"
 
 
@@ -120,7 +129,9 @@ async def test_unknown_login_answers_like_wrong_password(env) -> None:
 async def test_totp_failures_are_counted_and_lock(anna) -> None:
     env = anna
     for _ in range(5):
-        r = await env.client.post("/auth/login/totp", json={"code": "000000"}, headers=bearer(await _pending(env)))
+        r = await env.client.post(
+            "/auth/login/totp", json={"code": "000000"}, headers=bearer(await _pending(env))
+        )
         assert r.status_code == 401
     # locked now: the right code, and even the right password + code, fail the same way
     r = await login(env, **ANNA)
@@ -133,21 +144,31 @@ async def test_login_with_fixed_session_id_gets_a_new_one(env) -> None:
     env.client.cookies.clear()
     fixed = "attacker-chosen-session-id-AAAAAAAAAAAAAAAAAAAAAAA"
     planted = {"Cookie": f"__Host-pg_session={fixed}"}
-    r = await env.client.post("/auth/login/password", json={"login": "sophie@example.at", "password": PASSWORD},
-                              headers=planted)
+    r = await env.client.post(
+        "/auth/login/password", json={"login": "sophie@example.at", "password": PASSWORD}, headers=planted
+    )
     assert r.status_code == 200
     env.client.cookies.clear()
     issued = r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
     assert issued != fixed
-    assert (await env.client.get("/auth/me", headers=planted)).status_code == 401  # the fixed id is worth nothing
+    assert (
+        await env.client.get("/auth/me", headers=planted)
+    ).status_code == 401  # the fixed id is worth nothing
     # a valid earlier session is replaced by the login, not reused
-    again = await env.client.post("/auth/login/password", json={"login": "sophie@example.at", "password": PASSWORD},
-                                  headers={"Cookie": f"__Host-pg_session={issued}"})
+    again = await env.client.post(
+        "/auth/login/password",
+        json={"login": "sophie@example.at", "password": PASSWORD},
+        headers={"Cookie": f"__Host-pg_session={issued}"},
+    )
     env.client.cookies.clear()
     newer = again.headers["set-cookie"].split(";")[0].split("=", 1)[1]
     assert newer != issued
-    assert (await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={issued}"})).status_code == 401
-    assert (await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={newer}"})).status_code == 200
+    assert (
+        await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={issued}"})
+    ).status_code == 401
+    assert (
+        await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={newer}"})
+    ).status_code == 200
 
 
 async def test_idle_and_absolute_timeouts_over_http(env) -> None:
@@ -167,7 +188,9 @@ async def test_logout_ends_session_for_cookie_and_bearer(env) -> None:
     assert "max-age=0" in out.headers["set-cookie"].lower() or "expires" in out.headers["set-cookie"].lower()
     assert (await env.client.get("/auth/me", headers=bearer(token))).status_code == 401
     env.client.cookies.clear()
-    assert (await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={token[4:]}"})).status_code == 401
+    assert (
+        await env.client.get("/auth/me", headers={"Cookie": f"__Host-pg_session={token[4:]}"})
+    ).status_code == 401
 
 
 async def test_logout_everywhere(env) -> None:

@@ -39,10 +39,20 @@ async def test_invoice_of_another_contract_is_refused(env) -> None:
 
 
 async def test_holder_and_authorised_person_register_with_kundenkennwort(env) -> None:
-    r1 = await register(env.client, login="markus", identifier="1000010", proof_type="kundenkennwort",
-                        proof="Mayr-KG-Kennwort")
-    r2 = await register(env.client, login="eva.lechner@example.at", identifier="1000010",
-                        proof_type="kundenkennwort", proof="Mayr-KG-Kennwort")
+    r1 = await register(
+        env.client,
+        login="markus",
+        identifier="1000010",
+        proof_type="kundenkennwort",
+        proof="Mayr-KG-Kennwort",
+    )
+    r2 = await register(
+        env.client,
+        login="eva.lechner@example.at",
+        identifier="1000010",
+        proof_type="kundenkennwort",
+        proof="Mayr-KG-Kennwort",
+    )
     assert (r1.status_code, r2.status_code) == (201, 201), r2.text
     assert r2.json()["account"]["role"] == "customer"
     assert r2.json()["account"]["bound_customer"] == "1000010"
@@ -50,8 +60,9 @@ async def test_holder_and_authorised_person_register_with_kundenkennwort(env) ->
 
 async def test_company_customer_gets_business_station_pointer_whatever_the_proof(env) -> None:
     for proof in ("Alpenblick-Kennwort", "wrong"):
-        r = await register(env.client, login="martin", identifier="1000020", proof_type="kundenkennwort",
-                           proof=proof)
+        r = await register(
+            env.client, login="martin", identifier="1000020", proof_type="kundenkennwort", proof=proof
+        )
         assert r.status_code == 403, r.text
         assert r.json()["hint_url"].startswith("https://")
 
@@ -71,7 +82,10 @@ async def test_company_phone_registers_restricted_benutzer_login_by_sms(env) -> 
     assert r.status_code == 201, r.text
     account = r.json()["account"]
     assert (account["role"], account["access_level"], account["bound_msisdn"]) == (
-        "line_user", "restricted", "436641000040")
+        "line_user",
+        "restricted",
+        "436641000040",
+    )
 
 
 async def test_second_registration_for_same_person_and_line_is_refused(env) -> None:
@@ -88,11 +102,14 @@ async def test_login_name_taken(env) -> None:
     assert r.json()["reason"] == "login_taken"
 
 
-@pytest.mark.parametrize(("password", "reason"), [
-    ("elf-zeichen", "password_too_short"),          # 11 characters
-    ("436641000020", "password_is_identifier"),
-    ("password1234", "password_too_common"),
-])
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("elf-zeichen", "password_too_short"),  # 11 characters
+        ("436641000020", "password_is_identifier"),
+        ("password1234", "password_too_common"),
+    ],
+)
 async def test_password_rules_on_registration(env, password: str, reason: str) -> None:
     r = await register(env.client, password=password)
     assert r.status_code == 400
@@ -112,19 +129,26 @@ async def test_sixth_kundenkennwort_is_refused_even_when_right(env, caplog) -> N
     caplog.set_level(logging.WARNING, logger="gateway.auth.regulation")
     answers = []
     for _ in range(5):
-        r = await register(env.client, login="anna2", identifier="1000001", proof_type="kundenkennwort",
-                           proof="Falsches-Kennwort")
+        r = await register(
+            env.client,
+            login="anna2",
+            identifier="1000001",
+            proof_type="kundenkennwort",
+            proof="Falsches-Kennwort",
+        )
         answers.append((r.status_code, r.json()["reason"], r.json()["message"]))
-    right = await register(env.client, login="anna2", identifier="1000001", proof_type="kundenkennwort",
-                           proof="Huber-Kennwort-1")
+    right = await register(
+        env.client, login="anna2", identifier="1000001", proof_type="kundenkennwort", proof="Huber-Kennwort-1"
+    )
     assert (right.status_code, right.json()["reason"], right.json()["message"]) == answers[0]
     assert env.metric("portal_gateway_auth_lockouts_total", kind="proof") == 1
     lines = [r for r in caplog.records if "lockout" in r.getMessage()]
     assert len(lines) == 1
     assert "Huber-Kennwort-1" not in caplog.text and "Falsches-Kennwort" not in caplog.text
     env.clock.advance(15 * 60 + 1)
-    ok = await register(env.client, login="anna2", identifier="1000001", proof_type="kundenkennwort",
-                        proof="Huber-Kennwort-1")
+    ok = await register(
+        env.client, login="anna2", identifier="1000001", proof_type="kundenkennwort", proof="Huber-Kennwort-1"
+    )
     assert ok.status_code == 201, ok.text
 
 

@@ -9,8 +9,13 @@ from gateway.store.base import Store
 from .helpers import Clock
 
 DATA = SessionData(
-    subject="acc_1", access_level="full", methods=("password",), account_id="acc_1", login="a@example.at",
-    role="customer", bound_customer="1000001",
+    subject="acc_1",
+    access_level="full",
+    methods=("password",),
+    account_id="acc_1",
+    login="a@example.at",
+    role="customer",
+    bound_customer="1000001",
 )
 
 
