@@ -232,3 +232,20 @@ async def _through_provider(
             fields.update(login=login, password=password)
         response = await client.post(urljoin(str(response.url), form["action"]), data=fields)
     raise AssertionError("no way back to the gateway")
+
+
+async def test_cross_site_link_post_is_refused(
+    gw: TestGateway, web_idp: Idp, browser: httpx.AsyncClient
+) -> None:
+    r = await browser_login(browser, gw.url, "anna", "anna-idp-pass")
+    assert location(r) == "/auth/oidc/link"
+    proof = {"identifier": "1000001", "proof_type": "kundenkennwort", "proof": "Huber-Kennwort-1"}
+    r = await browser.post(
+        f"{gw.url}/auth/oidc/link", data=proof, headers={"sec-fetch-site": "cross-site"}
+    )
+    assert r.status_code == 403
+    r = await browser.post(
+        f"{gw.url}/auth/oidc/link", data=proof, headers={"origin": "https://evil.example"}
+    )
+    assert r.status_code == 403
+    assert not gw.accounts.links

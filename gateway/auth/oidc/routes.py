@@ -299,11 +299,25 @@ registration proof once.</p>
             return {k: v for k, v in form.items() if isinstance(v, str)}, False
         raise BadRequest("unsupported_media_type")
 
-    async def link_submit(self, request: Request) -> Response:
+    def _same_site_only(self, request: Request) -> None:
+        """Refuse a state-changing request a browser marks as coming from another site.
+
+        Sec-Fetch-Site decides when the browser sends it; otherwise the Origin.
+        ``Origin: null`` is what a page with ``Referrer-Policy: no-referrer``
+        (ours) sends for its own form posts, so it is not taken as foreign; the
+        SameSite=Lax cookies are the second line.
+        """
         site = request.headers.get("sec-fetch-site")
+        if site is not None:
+            if site not in ("same-origin", "none"):
+                raise Forbidden("cross_site_request")
+            return
         origin = request.headers.get("origin")
-        if site == "cross-site" or (origin is not None and origin.rstrip("/") != self._public_url):
+        if origin not in (None, "null") and origin.rstrip("/") != self._public_url:
             raise Forbidden("cross_site_request")
+
+    async def link_submit(self, request: Request) -> Response:
+        self._same_site_only(request)
         token, pending = await self._pending(request)
         data, as_json = await self._read_link_form(request)
         fields = {k: data.get(k) for k in ("identifier", "proof_type", "proof")}
@@ -366,9 +380,7 @@ registration proof once.</p>
         return metadata.end_session_endpoint + sep + urlencode(params)
 
     async def logout(self, request: Request) -> Response:
-        site = request.headers.get("sec-fetch-site")
-        if site == "cross-site":
-            raise Forbidden("cross_site_request")
+        self._same_site_only(request)
         handle = self._sessions.session_handle(credentials_of(request))
         url = await self.end_session_url(handle) if handle else None
         if handle:
