@@ -68,7 +68,7 @@ class Regulator:
     async def _count(self, kind: FailureKind, key: str, limit: int, client_ip: str | None) -> bool:
         count = await self._store.incr(f"fail:{kind}:{key}", self._s.find_time_seconds)
         if count < limit:
-            return False
+            return await self._store.get(f"lock:{kind}:{key}") is not None
         if await self._store.set_if_absent(f"lock:{kind}:{key}", "1", self._s.ban_time_seconds):
             await self._store.delete(f"fail:{kind}:{key}")
             self.lockouts.labels(kind).inc()
