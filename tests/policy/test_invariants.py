@@ -1,0 +1,288 @@
+"""Hypothesis: random worlds and principals; the six invariants of DOMAIN.md section 3 hold
+for every (principal, action, resource) against the real policy.
+
+A world has customers of every kind, their contracts (private, business, company,
+Business Member and invoice-split under a framework), lines (split contracts with a
+private and a business part), invoices per part, VPNs; people hold several relations
+at once. Principals take every role, bound to real, wrong or missing ids, full or
+restricted, with a fresh, stale or no second factor; service clients too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from gateway.policy.engine import PolicyEngine, load_engine
+from gateway.policy.model import Account, Contract, Customer, Invoice, Line, VpnContract
+from gateway.policy.reasons import REASONS, message
+from gateway.policy.resolver import Resolver
+from gateway.policy.testing import MemoryDirectory, World, run_sync
+from gateway.principal import Principal
+
+from .conftest import MBS, POLICY
+
+NOW = 1_800_000_000.0
+ACTIONS = {
+    "line": ["view_usage", "view_tariff", "view_itemized_bill", "change_tariff", "book_addon", "cancel_addon",
+             "set_barring", "block_sim", "lift_barring", "unblock_sim", "order_sim_swap", "view_puk"],
+    "contract": ["view_invoices", "extend_contract", "cancel_contract"],
+    "invoice": ["view_invoices", "download_invoice"],
+    "customer": ["view_profile", "change_profile", "change_payment_method", "change_customer_password"],
+    "account": ["manage_own_login"],
+    "vpn": ["view_vpn", "change_vpn"],
+}
+RESTRICTED_MAY = {"set_barring", "block_sim", "manage_own_login"}
+ENGINE: PolicyEngine = load_engine(POLICY, business_station_url=MBS)
+KIND = ENGINE.permissions
+X = {a for a, k in KIND.items() if k == "critical"}
+CHANGES = {a for a, k in KIND.items() if k in ("change", "critical", "protective")}
+
+
+@st.composite
+def worlds(draw: Any) -> dict[str, Any]:
+    n = 0
+
+    def nid() -> str:
+        nonlocal n
+        n += 1
+        return str(n)
+
+    data: dict[str, list[dict[str, Any]]] = {k: [] for k in ("customers", "contracts", "lines", "invoices", "vpns")}
+    people = [f"p{i}" for i in range(draw(st.integers(1, 5)))]
+
+    def person() -> str | None:
+        return draw(st.sampled_from([None, *people]))
+
+    def lines_for(contract: str, customer: str, part: str | None, count: int) -> None:
+        for _ in range(count):
+            data["lines"].append({"msisdn": "4366" + nid().zfill(8), "contract": contract, "customer": customer,
+                                  "part": part, "user": person()})
+
+    def invoices_for(contract: str, customer: str, part: str | None) -> None:
+        for current in (False, True):
+            data["invoices"].append({"number": "RE-" + nid(), "contract": contract, "customer": customer,
+                                     "part": part, "current": current})
+
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["private", "business"]))
+        c = "1" + nid().zfill(6)
+        data["customers"].append({"number": c, "kind": kind, "holders": [p for p in [person()] if p],
+                                  "authorised": [p for p in [person()] if p]})
+        ct = "ct-" + nid()
+        data["contracts"].append({"id": ct, "customer": c, "kind": kind})
+        lines_for(ct, c, None, draw(st.integers(0, 3)))
+        invoices_for(ct, c, None)
+    for _ in range(draw(st.integers(0, 2))):
+        fw = "1" + nid().zfill(6)
+        data["customers"].append({"number": fw, "kind": "framework", "admins": [p for p in [person()] if p]})
+        ct = "ct-" + nid()
+        data["contracts"].append({"id": ct, "customer": fw, "kind": "company"})
+        lines_for(ct, fw, None, draw(st.integers(0, 3)))
+        invoices_for(ct, fw, None)
+        data["vpns"].append({"id": "vpn-" + nid(), "customer": fw})
+        for _ in range(draw(st.integers(0, 2))):
+            bm = "1" + nid().zfill(6)
+            data["customers"].append({"number": bm, "kind": "business_member", "members": [p for p in [person()] if p]})
+            ct = "ct-" + nid()
+            data["contracts"].append({"id": ct, "customer": bm, "kind": "business_member", "framework": fw})
+            lines_for(ct, bm, None, draw(st.integers(1, 2)))
+            invoices_for(ct, bm, None)
+        for _ in range(draw(st.integers(0, 2))):
+            sp = "1" + nid().zfill(6)
+            data["customers"].append({"number": sp, "kind": "split_private", "split_private": [p for p in [person()] if p]})
+            ct = "ct-" + nid()
+            data["contracts"].append({"id": ct, "customer": sp, "kind": "invoice_split", "framework": fw})
+            lines_for(ct, sp, "private", 1)
+            lines_for(ct, fw, "business", draw(st.integers(1, 2)))
+            invoices_for(ct, sp, "private")
+            invoices_for(ct, fw, "business")
+    return data
+
+
+@st.composite
+def principals(draw: Any, data: dict[str, Any]) -> Principal:
+    """Half of them bound as registration would bind them, half with arbitrary (odd) bindings."""
+    customers = [c["number"] for c in data["customers"]] + ["9999999"]
+    msisdns = [ln["msisdn"] for ln in data["lines"]] + ["436600000000"]
+    kinds = {c["number"]: c["kind"] for c in data["customers"]}
+    sf = draw(st.sampled_from([None, NOW - 30, NOW - 601, NOW + 5]))
+    access = draw(st.sampled_from(["full", "restricted"]))
+    if draw(st.booleans()):
+        line = draw(st.sampled_from(data["lines"])) if data["lines"] else None
+        if line is None or draw(st.booleans()):
+            c = draw(st.sampled_from(data["customers"]))
+            role = {"private": "customer", "business": "customer", "business_member": "business_member",
+                    "split_private": "split_private", "framework": "customer"}[c["kind"]]
+            bound_customer, bound_msisdn = c["number"], None
+        else:
+            role = draw(st.sampled_from(["line_user", {"business_member": "business_member",
+                                                        "split_private": "split_private"}.get(kinds[line["customer"]], "line_user")]))
+            bound_customer, bound_msisdn = (None if role == "line_user" else line["customer"]), line["msisdn"]
+        return Principal(subject="acc_a", access_level=access, second_factor_at=sf, role=role,  # type: ignore[arg-type]
+                         bound_customer=bound_customer, bound_msisdn=bound_msisdn)
+    return Principal(
+        subject=draw(st.sampled_from(["acc_a", "acc_b", "client:x"])),
+        kind=draw(st.sampled_from(["account", "account", "account", "service"])),
+        access_level=access,
+        second_factor_at=sf,
+        role=draw(st.sampled_from(["customer", "business_member", "split_private", "line_user", None])),
+        bound_customer=draw(st.sampled_from([None, *customers])),
+        bound_msisdn=draw(st.sampled_from([None, *msisdns])),
+    )
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Reach computed from the world, independently of the resolver, per the team contract."""
+
+    customers: frozenset[str]
+    own_lines: frozenset[str]
+
+
+def truth(p: Principal, world: World) -> Truth:
+    if p.kind != "account" or p.role is None:
+        return Truth(frozenset(), frozenset())
+    if p.role == "line_user":
+        return Truth(frozenset(), frozenset({p.bound_msisdn}) if p.bound_msisdn in world.lines else frozenset())
+    kinds = {"customer": {"private", "business"}, "business_member": {"business_member"},
+             "split_private": {"split_private"}}[p.role]
+    number = p.bound_customer
+    if p.role != "customer" and p.bound_msisdn:
+        line = world.lines.get(p.bound_msisdn)
+        if line is None or (p.role == "split_private" and line.part != "private"):
+            return Truth(frozenset(), frozenset())
+        if number is not None and number != line.customer_number:
+            return Truth(frozenset(), frozenset())
+        number = line.customer_number
+    c = world.customers.get(number or "")
+    return Truth(frozenset({c.number}) if c is not None and c.kind in kinds else frozenset(), frozenset())
+
+
+def customer_of(resource: object) -> str | None:
+    if isinstance(resource, Customer):
+        return resource.number
+    if isinstance(resource, (Contract, Line, Invoice)):
+        return resource.customer_number
+    return None
+
+
+def check_invariants(data: st.DataObject) -> None:
+    spec = data.draw(worlds())
+    world = World().add(spec)
+    directory = MemoryDirectory(world)
+    resolver = Resolver(directory, lambda: NOW)
+    refs: list[tuple[str, str | None]] = (
+        [("line", m) for m in world.lines] + [("contract", c) for c in world.contracts]
+        + [("invoice", i) for i in world.invoices] + [("customer", c) for c in world.customers]
+        + [("vpn", v) for v in world.vpns] + [("vpn", "vpn-unknown"), ("line", "436699999999"),
+                                              ("account", None), ("account", "acc_other")]
+    )
+    for _ in range(4):
+        p = data.draw(principals(spec))
+        t = truth(p, world)
+        actor = run_sync(resolver.actor(p))
+        assert actor.customers == t.customers and actor.own_lines == t.own_lines
+        fresh = p.step_up_fresh(NOW)
+        for rtype, rid in refs:
+            resource = run_sync(resolver.resource(p, rtype, rid))
+            for action in ACTIONS[rtype]:
+                if resource is None:
+                    continue  # unknown id: not_found before the policy (checked in test_authorizer)
+                v = ENGINE.decide(actor, action, resource)
+                related = (
+                    customer_of(resource) in t.customers
+                    or (isinstance(resource, Line) and resource.msisdn in t.own_lines)
+                    or (isinstance(resource, Account) and resource.subject == p.subject)
+                )
+                where = (p, action, rtype, rid, v)
+                # 6: every non-allow carries a known reason with de + en text
+                if v.outcome != "allow":
+                    assert v.reason in REASONS and message(v.reason, "de") != message(v.reason, "en"), where
+                # 4: VPN → deny with the pointer, for everyone, existing or not
+                if rtype == "vpn":
+                    assert (v.outcome, v.reason, v.hint_url) == ("deny", "vpn_in_business_station", MBS), where
+                    continue
+                assert v.hint_url is None, where
+                # 2: no relation → not_found (never 403); a relation → never not_found
+                assert (v.outcome == "not_found") == (not related), where
+                # 1: a restricted session never performs (or steps up to) a change beyond the three
+                if p.access_level == "restricted" and action in CHANGES and action not in RESTRICTED_MAY:
+                    assert v.outcome in ("deny", "not_found"), where
+                    if related:
+                        assert v.reason == "restricted_session", where
+                # 5: X needs a fresh second factor; without one a full-reach full session gets step_up
+                if action in X:
+                    if not fresh:
+                        assert v.outcome != "allow", where
+                    if related and p.access_level == "full" and customer_of(resource) in t.customers:
+                        assert v.outcome == ("allow" if fresh else "step_up"), where
+                # DOMAIN table: full reach + full session + fresh factor → everything allowed
+                if customer_of(resource) in t.customers and p.access_level == "full" and fresh:
+                    assert v.outcome == "allow", where
+                # Benutzer-Login on its own line: only usage, tariff, barring, SIM block
+                if isinstance(resource, Line) and resource.msisdn in t.own_lines:
+                    allowed = {"view_usage", "view_tariff", "set_barring", "block_sim"}
+                    assert (v.outcome == "allow") == (action in allowed), where
+                # 3: split parts never cross
+                if isinstance(resource, (Line, Invoice)) and resource.part is not None:
+                    contract = world.contracts[resource.contract_id]
+                    private_side = contract.customer_number in t.customers
+                    company_side = bool(t.own_lines & {m for m, ln in world.lines.items()
+                                                       if ln.contract_id == contract.id and ln.part == "business"})
+                    if resource.part == "business" and private_side and not company_side:
+                        assert v.outcome == "not_found", where
+                    if resource.part == "private" and company_side and not private_side:
+                        assert v.outcome == "not_found", where
+                if isinstance(resource, Contract) and resource.is_split and v.outcome == "allow":
+                    assert v.visible_parts == frozenset({"private"}), where
+
+
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+test_six_invariants = settings(max_examples=60, deadline=None, suppress_health_check=_HEALTH)(
+    given(data=st.data())(check_invariants)
+)
+_find_violation = settings(
+    max_examples=80, deadline=None, suppress_health_check=_HEALTH, phases=[Phase.generate], database=None
+)(given(data=st.data())(check_invariants))
+
+MUTANTS = {
+    "line user sees itemized bill": (
+        'allow(user: User, "view_itemized_bill", line: Line) if user.holds_line(line);',
+        'allow(user: User, "view_itemized_bill", line: Line) if user.holds_line(line);\n'
+        'allow(user: User, "view_itemized_bill", line: Line) if user.uses_line(line);',
+    ),
+    "restricted may change": (
+        "manages_line(user: User, line: Line) if user.full and user.holds_line(line);",
+        "manages_line(user: User, line: Line) if user.holds_line(line);",
+    ),
+    "critical without second factor": (
+        'allow(user: User, "view_puk", line: Line) if\n    user.step_up_fresh and',
+        'allow(user: User, "view_puk", line: Line) if\n',
+    ),
+    "VPN existence leaks": (
+        "has_relation(_user: User, _vpn: VpnContract);",
+        "has_relation(_user: User, _vpn: VpnContract) if 1 = 2;",
+    ),
+}
+
+
+def test_the_properties_catch_policy_mutants(monkeypatch: Any) -> None:
+    """The property test is only worth something if a broken policy fails it."""
+    import sys
+
+    import pytest
+
+    source = POLICY.read_text()
+    module = sys.modules[__name__]
+    for name, (old, new) in MUTANTS.items():
+        assert old in source, name
+        from gateway.policy.engine import build_engine
+
+        monkeypatch.setattr(module, "ENGINE", build_engine(source.replace(old, new), "m.polar", business_station_url=MBS))
+        with pytest.raises(AssertionError):
+            _find_violation()
+        monkeypatch.undo()
