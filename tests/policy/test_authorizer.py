@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """The Authorizer: decisions through the resolver, decision log, metrics, reload under load."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """Engine behaviour: wrapped calls, cache, explain, registration, reasons."""
 
 from __future__ import annotations

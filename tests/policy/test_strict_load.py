@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (table-driven cases read best one per line)
 """Strict loading: every mistake a security engineer can make is an error with file:line:col."""
 
 from __future__ import annotations
