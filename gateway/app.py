@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.assertion import AssertionSigner
 from gateway.auth.base import Authenticator
@@ -42,7 +42,7 @@ from gateway.middleware.canonicalize import (
     CanonicalizeMiddleware,
     TrustedProxies,
 )
-from gateway.middleware.context import AccessLog, ContextMiddleware
+from gateway.middleware.context import STATUS_KEY, AccessLog, ContextMiddleware
 from gateway.middleware.errors import send_error
 from gateway.middleware.pipeline import ProxyPipeline
 from gateway.routes import RouteTable, load_routes
@@ -135,7 +135,7 @@ class GatewayApp:
         if kind == "http":
             segments = scope["gateway.request"].segments
             if segments and segments[0] in _CONTROL_PREFIXES:
-                await self.control(scope, receive, send)
+                await self.control(scope, receive, _recording(scope, send))
             else:
                 await self.pipeline(scope, receive, send)
         elif kind == "websocket":
@@ -166,6 +166,22 @@ class GatewayApp:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _recording(scope: Scope, send: Send) -> Send:
+    """Wrap `send` for control-plane answers: record the status, add the request id."""
+    request_id = scope.get(REQUEST_ID_KEY, "-").encode()
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            scope[STATUS_KEY] = message["status"]
+            headers = list(message.get("headers", ()))
+            if not any(k == b"x-request-id" for k, _ in headers):
+                headers.append((b"x-request-id", request_id))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped
 
 
 async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:

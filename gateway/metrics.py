@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["GatewayMetrics"]
@@ -43,8 +45,22 @@ class GatewayMetrics:
             ["dependency"],
             registry=registry,
         )
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
         self.client_gone = Counter(
             "portal_gateway_client_disconnects",
             "Requests abandoned by the client before the answer was complete.",
             registry=registry,
         )
+
+    def observe(self, route: str, action: str, status: int, seconds: float) -> None:
+        """Count one answered request; label children are cached (labels() takes a lock)."""
+        key = (route, action, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(route, action, str(status))
+        child.inc()
+        hist = self._latency_children.get(route)
+        if hist is None:
+            hist = self._latency_children[route] = self.latency.labels(route)
+        hist.observe(seconds)

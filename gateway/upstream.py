@@ -14,8 +14,7 @@ Client errors of aiohttp are translated into our own errors at one boundary
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,7 +30,7 @@ from gateway.errors import (
 )
 from gateway.middleware.canonicalize import CanonicalRequest
 from gateway.settings import UpstreamSettings
-from starlette.types import Message, Receive, Send
+from starlette.types import Receive, Send
 
 __all__ = ["HOP_BY_HOP", "ClientGone", "Upstream", "UpstreamPool"]
 
@@ -54,6 +53,7 @@ _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
 #: message (fewer event-loop turns); larger ones stream chunk by chunk.
 _SMALL_BODY = 64 * 1024
 _CHUNK = 64 * 1024
+_WATCH_AFTER = 0.2
 
 
 class ClientGone(Exception):
@@ -75,21 +75,20 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[byte
     return frozenset(tokens)
 
 
-@contextlib.contextmanager
-def _translate(upstream: str) -> Iterator[None]:
-    """Map aiohttp's errors to ours; the most specific first."""
-    try:
-        yield
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(detail=f"upstream {upstream} did not answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(detail=f"upstream {upstream} refused the connection") from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
-        raise UpstreamUnavailable(detail=f"upstream {upstream} closed the connection") from exc
-    except aiohttp.ClientResponseError as exc:
-        raise UpstreamError(detail=f"upstream {upstream} sent an invalid response") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(detail=f"upstream {upstream} failed") from exc
+def _translate(upstream: str, exc: BaseException) -> GatewayError:
+    """Map aiohttp's errors to ours, the most specific first (the cause is chained by the caller)."""
+    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return UpstreamTimeout(detail=f"upstream {upstream} did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnavailable(detail=f"upstream {upstream} refused the connection")
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
+        return UpstreamUnavailable(detail=f"upstream {upstream} closed the connection")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamError(detail=f"upstream {upstream} sent an invalid response")
+    return UpstreamError(detail=f"upstream {upstream} failed")
+
+
+_UPSTREAM_ERRORS = (TimeoutError, aiohttp.ClientError)
 
 
 class UpstreamPool:
@@ -138,6 +137,7 @@ class UpstreamPool:
         extra_headers: list[tuple[bytes, bytes]],
         receive: Receive,
         send: Send,
+        response_headers: list[tuple[bytes, bytes]],
     ) -> int:
         """Forward one request; return the status sent to the client.
 
@@ -158,20 +158,13 @@ class UpstreamPool:
         body_state = _BodyState()
         data = self._body(receive, body_state) if has_body else None
 
-        waiter = asyncio.ensure_future(self._request(session, up, request.method, url, out_headers, data))
-        if not has_body:
-            # Nothing left to read: watch for the client going away meanwhile so an
-            # abandoned request releases its upstream connection at once.
-            disconnect = asyncio.ensure_future(_wait_disconnect(receive))
-            done, _ = await asyncio.wait((waiter, disconnect), return_when=asyncio.FIRST_COMPLETED)
-            if waiter not in done:
-                waiter.cancel()
-                with contextlib.suppress(BaseException):
-                    await waiter
-                raise ClientGone
-            disconnect.cancel()
+        watch = _DisconnectWatch(receive) if not has_body else None
         try:
-            response = await waiter
+            response = await self._request(session, up, request.method, url, out_headers, data)
+        except asyncio.CancelledError:
+            if watch is not None and watch.client_gone:
+                raise ClientGone from None
+            raise
         except GatewayError:
             if body_state.too_large:
                 raise PayloadTooLarge(
@@ -180,8 +173,11 @@ class UpstreamPool:
             if body_state.client_gone:
                 raise ClientGone from None
             raise
+        finally:
+            if watch is not None:
+                watch.stop()
         try:
-            return await self._relay(up, response, send)
+            return await self._relay(up, response, send, response_headers)
         finally:
             response.release()
 
@@ -194,11 +190,13 @@ class UpstreamPool:
         headers: list[tuple[str, str]],
         data: AsyncIterator[bytes] | None,
     ) -> aiohttp.ClientResponse:
-        with _translate(up.name):
+        try:
             return await session.request(
                 method, url, headers=headers, data=data, allow_redirects=False, compress=None,
                 chunked=None,
             )
+        except _UPSTREAM_ERRORS as exc:
+            raise _translate(up.name, exc) from exc
 
     def _request_headers(
         self,
@@ -261,29 +259,37 @@ class UpstreamPool:
             if not message.get("more_body", False):
                 return
 
-    async def _relay(self, up: Upstream, response: aiohttp.ClientResponse, send: Send) -> int:
+    async def _relay(
+        self, up: Upstream, response: aiohttp.ClientResponse, send: Send, added: list[tuple[bytes, bytes]]
+    ) -> int:
         raw = response.raw_headers
-        drop = _RESPONSE_DROP | _connection_tokens((k.lower(), v) for k, v in raw)
-        headers = [(k.lower(), v) for k, v in raw if k.lower() not in drop]
+        headers = [(k.lower(), v) for k, v in raw]
+        drop = _RESPONSE_DROP | _connection_tokens(headers)
+        headers = [h for h in headers if h[0] not in drop]
+        headers.extend(added)
         length = response.content_length
         status = response.status
-        if length is not None and length <= _SMALL_BODY:
-            with _translate(up.name):
-                body = await response.read()
-            await _send(send, {"type": "http.response.start", "status": status, "headers": headers})
-            await _send(send, {"type": "http.response.body", "body": body, "more_body": False})
-            return status
-        await _send(send, {"type": "http.response.start", "status": status, "headers": headers})
         try:
-            with _translate(up.name):
+            if length is not None and length <= _SMALL_BODY:
+                try:
+                    body = await response.read()
+                except _UPSTREAM_ERRORS as exc:
+                    raise _translate(up.name, exc) from exc
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return status
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            try:
                 async for chunk in response.content.iter_chunked(_CHUNK):
-                    await _send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamError:
-            # Headers are out: the only honest signal left is an incomplete body.
-            # Ending without the final message makes the server abort the connection.
-            raise ClientGone from None
-        await _send(send, {"type": "http.response.body", "body": b"", "more_body": False})
-        return status
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except _UPSTREAM_ERRORS:
+                # Headers are out: the only honest signal left is an incomplete body.
+                # Ending without the final message makes the server abort the connection.
+                raise ClientGone from None
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return status
+        except OSError as exc:
+            raise ClientGone from exc
 
 
 class _BodyState:
@@ -294,15 +300,38 @@ class _BodyState:
         self.client_gone = False
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+class _DisconnectWatch:
+    """Cancels the request when the client goes away while the backend thinks.
 
+    Watching costs a task per request, so it starts only once the backend has
+    taken longer than `_WATCH_AFTER` (a timer handle is cheap; most answers
+    arrive before it fires). Only used when the request body is fully read.
+    """
 
-async def _send(send: Send, message: Message) -> None:
-    try:
-        await send(message)
-    except OSError as exc:
-        raise ClientGone from exc
+    __slots__ = ("_handle", "_task", "_watcher", "client_gone", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.client_gone = False
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(_WATCH_AFTER, self._start)
+
+    def _start(self) -> None:
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                if self._task is not None:
+                    self._task.cancel()
+                return
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self.client_gone and self._task is not None:
+            self._task.uncancel()

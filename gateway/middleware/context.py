@@ -9,6 +9,7 @@ goes to the log, never to the client.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
@@ -30,6 +31,8 @@ __all__ = ["AccessLog", "ContextMiddleware"]
 ROUTE_KEY = "gateway.route"
 PRINCIPAL_KEY = "gateway.principal"
 DECISION_KEY = "gateway.decision"
+#: The status sent to the client, recorded by whoever started the answer.
+STATUS_KEY = "gateway.status"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 log = logging.getLogger("gateway")
 
@@ -66,6 +69,8 @@ class ContextMiddleware:
         self.access_log = access_log
         self.lookup = message_lookup
         self.clock = clock
+        self._id_prefix = secrets.token_hex(6)
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,50 +88,37 @@ class ContextMiddleware:
             elif name == b"accept-language":
                 accept_language = value
         if request_id is None:
-            request_id = secrets.token_hex(16)
+            # Unique, not secret: a per-process random prefix and a counter is
+            # enough and far cheaper than os.urandom on every request.
+            request_id = f"{self._id_prefix}{next(self._id_counter):010x}"
         scope[REQUEST_ID_KEY] = request_id
-        rid_header = (b"x-request-id", request_id.encode())
-        state = {"status": 0, "started": False}
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-                state["status"] = message["status"]
-                headers = list(message.get("headers", ()))
-                if not any(k == b"x-request-id" for k, _ in headers):
-                    headers.append(rid_header)
-                decision = scope.get(DECISION_KEY)
-                if decision is not None:
-                    headers.append((b"x-decision-id", decision.decision_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
         error: GatewayError | None = None
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send)
         except ClientGone:
             self.metrics.client_gone.inc()
-            if not state["status"]:
-                state["status"] = 499
+            scope[STATUS_KEY] = 499
         except GatewayError as exc:
             error = exc
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             error = _Internal()
         if error is not None:
-            if state["started"]:
+            if scope.get(STATUS_KEY):
                 log.warning("error after the answer started: %s", error.reason)
             else:
                 decision = scope.get(DECISION_KEY)
                 try:
+                    scope[STATUS_KEY] = error.status_code
                     await send_error(
-                        send_with_id,
+                        send,
                         error,
                         request_id=request_id,
                         accept=accept.decode("latin-1"),
                         accept_language=accept_language.decode("latin-1"),
                         lookup=self.lookup,
                         hint_url=getattr(decision, "hint_url", None),
+                        decision_id=getattr(decision, "decision_id", None),
                     )
                 except OSError:
                     self.metrics.client_gone.inc()
@@ -136,9 +128,8 @@ class ContextMiddleware:
         route = scope.get(ROUTE_KEY)
         route_name = route.name if route is not None else "unmatched"
         action = (route.action or "public") if route is not None else "-"
-        status = state["status"]
-        self.metrics.requests.labels(route_name, action, str(status)).inc()
-        self.metrics.latency.labels(route_name).observe(elapsed)
+        status = scope.get(STATUS_KEY, 0)
+        self.metrics.observe(route_name, action, status, elapsed)
         canonical = scope.get(SCOPE_KEY)
         principal = scope.get(PRINCIPAL_KEY)
         decision = scope.get(DECISION_KEY)

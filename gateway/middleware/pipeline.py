@@ -16,7 +16,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware.authenticate import AuthenticationStage, credentials_from_scope
 from gateway.middleware.authorize import AuthorizationStage
 from gateway.middleware.canonicalize import SCOPE_KEY, CanonicalRequest
-from gateway.middleware.context import DECISION_KEY, PRINCIPAL_KEY, ROUTE_KEY
+from gateway.middleware.context import DECISION_KEY, PRINCIPAL_KEY, ROUTE_KEY, STATUS_KEY
 from gateway.routes import Match, RouteTable
 from gateway.upstream import UpstreamPool
 
@@ -52,6 +52,7 @@ class ProxyPipeline:
         assert route is not None
         scope[ROUTE_KEY] = route
         extra: list[tuple[bytes, bytes]] = []
+        response_headers = [(b"x-request-id", request.request_id.encode())]
         if not route.public:
             principal = await self.authentication.authenticate(credentials_from_scope(scope, request))
             if principal is None:
@@ -73,8 +74,11 @@ class ProxyPipeline:
                 parts=parts,
             )
             extra = identity_headers(principal, assertion, parts)
+            response_headers.append((b"x-decision-id", str(decision.decision_id).encode()))
         try:
-            await self.upstreams.forward(route.upstream, request, scope["headers"], extra, receive, send)
+            scope[STATUS_KEY] = await self.upstreams.forward(
+                route.upstream, request, scope["headers"], extra, receive, send, response_headers
+            )
         except UpstreamError as exc:
             kind = "timeout" if exc.status_code == 504 else exc.reason
             self.metrics.upstream_errors.labels(route.upstream, kind).inc()

@@ -34,7 +34,7 @@ async def test_public_route_forwards_and_keeps_query(gateway: Gateway) -> None:
 async def test_request_id_generated_and_kept(gateway: Gateway) -> None:
     r = await get(gateway, "/echo")
     generated = r.headers["x-request-id"]
-    assert len(generated) == 32
+    assert 16 <= len(generated) <= 64
     assert received_headers(r)["x-request-id"] == [generated]
     r = await get(gateway, "/echo", headers={"X-Request-Id": "client-abc.123"})
     assert r.headers["x-request-id"] == "client-abc.123"

@@ -1,0 +1,52 @@
+# The two commands: `make demo` and `make test` (plus `make bench`).
+# Both create .venv with a Python 3.11 or 3.12 (oso 0.27.3 has no wheels beyond 3.12).
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY_CANDIDATES := python3.12 python3.11 python3 python
+PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
+	    command -v $$p; break; fi; done)
+
+.PHONY: demo test lint typecheck pytest bench clean venv check-python idp
+
+check-python:
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "portal-gateway needs Python 3.11 or 3.12 (oso 0.27.3 has no wheels for 3.13+)."; \
+	  echo "Install one (e.g. apt-get install python3.11 python3.11-venv, or pyenv install 3.11) and retry,"; \
+	  echo "or point make at it: make PYTHON=/path/to/python3.11 ..."; exit 1; fi
+
+$(BIN)/.installed: pyproject.toml | check-python
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+tests/idp/node_modules/.installed: tests/idp/package.json tests/idp/package-lock.json
+	cd tests/idp && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+idp: tests/idp/node_modules/.installed
+
+demo: venv
+	$(BIN)/portal-gateway demo
+
+lint: venv
+	$(BIN)/ruff check gateway demo tests bench
+
+typecheck: venv
+	$(BIN)/mypy --strict gateway
+
+pytest: venv idp
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+bench: venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) tests/idp/node_modules var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,150 @@
+"""The ``portal-gateway`` command.
+
+    portal-gateway serve   [--config FILE] [--workers N] [--host H] [--port P]
+    portal-gateway demo    the gateway in front of the demo backend on embedded defaults
+    portal-gateway config check [--config FILE]
+    portal-gateway policy check|test|explain ...      (gateway/policy/cli.py)
+    portal-gateway directory import|show ...          (gateway/directory/cli.py)
+    portal-gateway accounts ...                       (gateway/auth/cli.py)
+
+Every command answers bad input with one precise line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.settings import SettingsError, load_settings
+
+__all__ = ["main"]
+
+#: Sub-command groups that live next to their concept; each module has register(subparsers).
+_GROUPS = ("gateway.policy.cli", "gateway.directory.cli", "gateway.auth.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 2 with one line, as argparse does, plus a hint
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.config:
+        os.environ["PORTAL_GATEWAY_CONFIG"] = args.config
+    overrides: dict[str, Any] = {}
+    if args.workers is not None:
+        overrides["server.workers"] = args.workers
+    if args.host is not None:
+        overrides["server.host"] = args.host
+    if args.port is not None:
+        overrides["server.port"] = args.port
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        os.environ[f"PORTAL_GATEWAY_{section.upper()}__{name.upper()}"] = str(value)
+    settings = load_settings()  # validate before forking workers: errors name the key and file
+    from gateway.app import build_app
+
+    if settings.server.workers == 1:
+        # Build once here so a startup error (routes, keys, policy) is reported
+        # before the socket opens, then hand the instance to uvicorn.
+        target: Any = build_app(settings)
+        factory = False
+    else:
+        target, factory = "gateway.app:create_app", True
+    uvicorn.run(
+        target,
+        factory=factory,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers if factory else None,
+        proxy_headers=False,  # the gateway reads forwarding headers itself, from trusted peers only
+        server_header=False,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=settings.server.graceful_shutdown_seconds,
+        loop="auto",
+        http="auto",
+    )
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    from gateway.routes import load_routes
+
+    table = load_routes(settings.path(settings.routes.path), settings.upstreams)
+    print(f"{settings.source}: ok ({len(table.routes)} routes, upstreams: {', '.join(sorted(settings.upstreams))})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo_runner import run_demo
+
+    return run_demo(host=args.host, port=args.port, backend_port=args.backend_port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="portal-gateway", description="Policy-as-code authorization gateway for the portal.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="TOML configuration (default: $PORTAL_GATEWAY_CONFIG)")
+    serve.add_argument("--workers", type=int, help="worker processes (more than 1 needs the Redis store)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="run the gateway in front of the demo backend (embedded defaults)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--backend-port", type=int, default=8081)
+    demo.set_defaults(func=_demo)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    check = config_sub.add_parser("check", help="validate the configuration and the route table")
+    check.add_argument("--config", help="TOML configuration (default: $PORTAL_GATEWAY_CONFIG)")
+    check.set_defaults(func=_config_check)
+
+    for module_name in _GROUPS:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        register: Callable[[Any], Any] = module.register
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except SettingsError as exc:
+        print(f"portal-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # Known input errors of the component groups arrive as their own types;
+        # anything else is still one line, with the type for the bug report.
+        from gateway.routes import RouteTableError
+
+        if isinstance(exc, RouteTableError):
+            print(f"portal-gateway: route table error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
