@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from gateway.directory.base import Directory, DirectoryUnavailable
 from gateway.policy.decision import Decision, new_decision_id
@@ -68,6 +68,8 @@ class Authorizer:
         self.metrics = PolicyMetrics(registry if registry is not None else CollectorRegistry())
         self.decision_log = decision_log or DecisionLog(self.settings.decision_log, clock=clock)
         self._lock: asyncio.Lock | None = None
+        #: (outcome, reason) → labelled counter child (labels() costs a lock + dict lookup each call)
+        self._counters: dict[tuple[str, str], Counter] = {}
         self._engine = self._build()
         self._ready: tuple[bool, str] = (True, f"policy {self._engine.revision[:12]} loaded")
         self.metrics.last_reload_ok.set(1)
@@ -212,7 +214,11 @@ class Authorizer:
             visible_parts=verdict.visible_parts,
         )
         elapsed_ns = time.perf_counter_ns() - started
-        self.metrics.decisions.labels(outcome=decision.outcome, reason=decision.reason).inc()
+        counter = self._counters.get((decision.outcome, decision.reason))
+        if counter is None:
+            counter = self.metrics.decisions.labels(outcome=decision.outcome, reason=decision.reason)
+            self._counters[(decision.outcome, decision.reason)] = counter
+        counter.inc()
         self.metrics.latency.observe(elapsed_ns / 1e9)
         if self.decision_log.enabled:
             self.decision_log.record(
