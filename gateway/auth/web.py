@@ -8,7 +8,7 @@
   JSON endpoints need ``Content-Type: application/json`` (a cross-site form can
   not send that without a CORS preflight, which the gateway never grants) and
   the same Origin check.
-- Security headers for every auth answer: no-store, nosniff, no referrer, and on
+- Security headers for every auth answer: no-store, nosniff, same-origin referrers, and on
   HTML a CSP with ``frame-ancestors 'none'`` (and X-Frame-Options for old browsers).
 - `ErrorResponse`: a `GatewayError` rendered by the gateway's one error mapping
   (`gateway.middleware.errors.send_error`), with auth's texts.
@@ -70,7 +70,7 @@ def secure_headers(response: Response, *, html: bool) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     if html:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
@@ -179,7 +179,7 @@ class ErrorResponse(Response):
                 headers[name.decode()] = value.decode("latin-1")
         request_id = scope.get(REQUEST_ID_KEY) or secrets.token_hex(16)
         extra = [(k.lower().encode(), v.encode("latin-1")) for k, v in self.extra.items()]
-        extra += [(b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+        extra += [(b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
         await send_error(
             send,
             self.exc,
