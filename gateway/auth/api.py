@@ -8,6 +8,7 @@ calls one service, and answers JSON. A new session is returned both ways: as the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from gateway.auth.web import (
     ErrorResponse,
     check_origin,
     client_ip,
+    dependency_error,
     field,
     language_of,
     read_json,
@@ -31,6 +33,8 @@ from gateway.errors import GatewayError
 from gateway.principal import STEP_UP_WINDOW_SECONDS
 
 __all__ = ["JsonApi"]
+
+log = logging.getLogger("gateway.auth")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -65,6 +69,12 @@ class JsonApi:
                 response = await handler(request)
             except GatewayError as exc:
                 return ErrorResponse(exc)
+            except Exception as exc:
+                mapped = dependency_error(exc)
+                if mapped is None:
+                    raise
+                log.error("auth dependency failed: %s", mapped.detail)
+                return ErrorResponse(mapped)
             return secure_headers(response, html=False)
 
         return run

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from gateway.auth.base import Credentials
 from gateway.auth.sessions import Sessions, token_from_bearer
-from gateway.errors import AuthenticationFailed
+from gateway.errors import AuthenticationFailed, ServiceUnavailable
 from gateway.principal import Principal
+from gateway.store.base import StoreUnavailable
 
 __all__ = ["SessionAuthenticator"]
 
@@ -39,7 +40,10 @@ class SessionAuthenticator:
             token = credentials.cookies.get(self.cookie_name) or None
             if token is None:
                 return None
-        session = await self._sessions.lookup(token)
+        try:
+            session = await self._sessions.lookup(token)
+        except StoreUnavailable as exc:
+            raise ServiceUnavailable("dependency_unavailable", "session store does not answer") from exc
         if session is None:
             raise AuthenticationFailed("session_invalid")
         if session.data.pending:

@@ -10,6 +10,7 @@ followed when it is a same-origin relative path (`web.safe_next`). Every page is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.auth.web import (
     ErrorResponse,
     check_csrf,
     client_ip,
+    dependency_error,
     language_of,
     message_lookup,
     new_csrf_token,
@@ -39,6 +41,8 @@ from gateway.auth.web import (
 from gateway.errors import Forbidden, GatewayError
 
 __all__ = ["TEMPLATES_DIR", "Pages"]
+
+log = logging.getLogger("gateway.auth")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "web" / "templates"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -68,6 +72,14 @@ class Pages:
                 response = await handler(request)
             except GatewayError as exc:
                 return ErrorResponse(exc, extra_headers={"Content-Security-Policy": "frame-ancestors 'none'"})
+            except Exception as exc:
+                mapped = dependency_error(exc)
+                if mapped is None:
+                    raise
+                log.error("auth dependency failed: %s", mapped.detail)
+                return ErrorResponse(
+                    mapped, extra_headers={"Content-Security-Policy": "frame-ancestors 'none'"}
+                )
             return secure_headers(response, html=True)
 
         return run

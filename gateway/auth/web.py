@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.texts import reason_text
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden, GatewayError, ServiceUnavailable
 from gateway.middleware.canonicalize import REQUEST_ID_KEY, SCOPE_KEY
 from gateway.middleware.errors import pick_language, send_error
 
@@ -38,6 +38,7 @@ __all__ = [
     "ErrorResponse",
     "check_origin",
     "client_ip",
+    "dependency_error",
     "language_of",
     "message_lookup",
     "read_json",
@@ -162,6 +163,19 @@ def message_lookup(reason: str, language: str) -> str | None:
     except ImportError:  # pragma: no cover - the policy package is part of the gateway
         return None
     return message(reason, language) if reason in REASONS else None
+
+
+def dependency_error(exc: Exception) -> GatewayError | None:
+    """Store, database or directory down → 503 (fail closed); anything else: not ours to map."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.database import DatabaseError
+    from gateway.directory.base import DirectoryUnavailable
+    from gateway.store.base import StoreUnavailable
+
+    if isinstance(exc, (StoreUnavailable, DatabaseError, DirectoryUnavailable, SQLAlchemyError)):
+        return ServiceUnavailable("dependency_unavailable", f"{type(exc).__name__}: {exc}")
+    return None
 
 
 class ErrorResponse(Response):
