@@ -19,8 +19,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,12 +30,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.assertion import AssertionSigner
-from gateway.auth.base import Authenticator
+from gateway.components import Components, Hook, ReadyCheck, build_components
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.authenticate import AuthenticationStage
-from gateway.middleware.authorize import AuthorizationStage, AuthorizerLike
+from gateway.middleware.authorize import AuthorizationStage
 from gateway.middleware.canonicalize import (
     REQUEST_ID_KEY,
     CanonicalizeMiddleware,
@@ -49,29 +48,11 @@ from gateway.routes import RouteTable, load_routes
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool
 
-__all__ = ["Components", "GatewayApp", "ReadyCheck", "build_app", "create_app"]
+__all__ = ["GatewayApp", "build_app", "create_app"]
 
 log = logging.getLogger("gateway")
 
-#: A readiness check answers (dependency name, ok, message).
-ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
-Hook = Callable[[], Awaitable[None]]
 _CONTROL_PREFIXES = ("auth", "_gateway", ".well-known")
-
-
-@dataclass
-class Components:
-    """The swappable parts built from the settings (or injected by tests)."""
-
-    authenticators: list[Authenticator] = field(default_factory=list)
-    authorizer: AuthorizerLike | None = None
-    control_routes: list[BaseRoute] = field(default_factory=list)
-    ready_checks: list[ReadyCheck] = field(default_factory=list)
-    on_startup: list[Hook] = field(default_factory=list)
-    on_shutdown: list[Hook] = field(default_factory=list)
-    #: Called on SIGHUP (policy reload and the like).
-    on_reload: list[Hook] = field(default_factory=list)
-    message_lookup: Callable[[str, str], str | None] | None = None
 
 
 class _DenyAll:
@@ -158,7 +139,7 @@ class GatewayApp:
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
-        for hook in reversed(self.shutdown):
+        for hook in self.shutdown:
             try:
                 await hook()
             except Exception:
@@ -257,8 +238,6 @@ def build_app(
     registry = registry if registry is not None else CollectorRegistry()
     metrics = GatewayMetrics(registry)
     if components is None:
-        from gateway.components import build_components
-
         components = build_components(settings, registry=registry, clock=clock)
     routes = routes if routes is not None else load_routes(settings.path(settings.routes.path), settings.upstreams)
     keys = KeyStore(
@@ -302,7 +281,7 @@ def build_app(
         control=control,
         pipeline=pipeline,
         startup=[start_keys, pool.start, *components.on_startup],
-        shutdown=[pool.close, *components.on_shutdown],
+        shutdown=[*components.on_shutdown, pool.close],
         reload=components.on_reload,
     )
     stream = access_log_stream if access_log_stream is not None else (sys.stdout if settings.server.access_log else None)

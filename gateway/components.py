@@ -1,19 +1,164 @@
-"""Builds the swappable components (store, database, directory, policy, auth, OIDC)
-from the settings. Called only by `gateway.app.build_app`."""
+"""Builds the swappable components from the settings, for `gateway.app.build_app`.
+
+Order matters and is spelled out here once: store → database → directory →
+policy (decides on directory facts) → auth (registration asks the policy) →
+OIDC (links accounts and makes sessions through auth's services). Everything
+that needs the event loop (migrations, the demo seed, the policy watcher) runs
+in the startup hooks, in that order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from starlette.routing import BaseRoute
 
-from gateway.app import Components
+from gateway.auth.base import Authenticator
+from gateway.middleware.authorize import AuthorizerLike
+from gateway.auth.component import build_auth
+from gateway.auth.oidc.component import build_oidc
+from gateway.auth.oidc.config import OidcSettings
+from gateway.auth.seed import seed_demo_accounts
+from gateway.database import Database
+from gateway.directory.base import Directory
+from gateway.directory.http import HttpDirectory
+from gateway.directory.importer import import_world
+from gateway.directory.sql import SqlDirectory
+from gateway.directory.world import load_world
+from gateway.policy import reasons
+from gateway.policy.authorizer import Authorizer
 from gateway.settings import Settings
+from gateway.store import build_store
 
-__all__ = ["build_components"]
+__all__ = ["Components", "Hook", "ReadyCheck", "build_components", "message_lookup"]
+
+#: A readiness check answers (dependency name, ok, message).
+ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+Hook = Callable[[], Awaitable[None]]
+
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Components:
+    """The swappable parts built from the settings (or injected by tests)."""
+
+    authenticators: list[Authenticator] = field(default_factory=list)
+    authorizer: AuthorizerLike | None = None
+    control_routes: list[BaseRoute] = field(default_factory=list)
+    ready_checks: list[ReadyCheck] = field(default_factory=list)
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+    #: Called on SIGHUP (policy reload and the like).
+    on_reload: list[Hook] = field(default_factory=list)
+    message_lookup: Callable[[str, str], str | None] | None = None
+
+
+def message_lookup(reason: str, language: str) -> str | None:
+    """Texts of the policy's reason codes (None for codes the catalogue does not know)."""
+    if reason not in reasons.REASONS:
+        return None
+    return reasons.message(reason, language)
 
 
 def build_components(
     settings: Settings, *, registry: CollectorRegistry, clock: Callable[[], float]
 ) -> Components:
-    return Components()
+    store = build_store(settings, clock=clock)
+    db = Database.from_settings(settings.database, base_dir=settings.base_dir)
+    directory: Directory
+    sql_directory: SqlDirectory | None = None
+    if settings.directory.backend == "http":
+        directory = HttpDirectory(
+            settings.directory.url,
+            timeout_seconds=settings.directory.timeout_seconds,
+            cache_ttl_seconds=settings.directory.cache_ttl_seconds,
+        )
+    else:
+        directory = sql_directory = SqlDirectory(db)
+    authorizer = Authorizer.from_settings(settings, directory=directory, clock=clock, registry=registry)
+    auth = build_auth(
+        settings, store=store, db=db, directory=directory, authorizer=authorizer, clock=clock, registry=registry
+    )
+    assert auth.services is not None
+    oidc_settings = settings.section(OidcSettings, "oidc")
+    oidc = (
+        build_oidc(settings, auth=auth.services, store=store, db=db, clock=clock)
+        if oidc_settings.providers
+        else None
+    )
+
+    async def migrate_and_seed() -> None:
+        await db.migrate()
+        if sql_directory is not None and settings.directory.seed_file and await sql_directory.is_empty():
+            path = settings.path(settings.directory.seed_file)
+            summary = await import_world(db, load_world(path), hashers=sql_directory.hashers)
+            log.info("directory seeded from %s: %s", path, summary)
+        if auth.services is not None and auth.services.config.auth.demo:
+            created = await seed_demo_accounts(db, services=auth.services)
+            if created:
+                log.info("demo accounts created: %s", ", ".join(created))
+
+    watcher: dict[str, asyncio.Task[None]] = {}
+
+    async def start_policy_watch() -> None:
+        if settings.policy.watch:
+            watcher["task"] = asyncio.create_task(authorizer.watch())
+
+    async def stop_policy_watch() -> None:
+        task = watcher.pop("task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        authorizer.close()
+
+    async def reload_policy() -> None:
+        await authorizer.reload()
+
+    async def policy_ready() -> tuple[str, bool, str]:
+        ok, message = authorizer.ready()
+        return "policy", ok, message
+
+    async def directory_ready() -> tuple[str, bool, str]:
+        try:
+            await directory.ping()
+        except Exception as exc:
+            return "directory", False, f"directory does not answer: {type(exc).__name__}"
+        return "directory", True, "ok"
+
+    async def database_ready() -> tuple[str, bool, str]:
+        try:
+            await db.ping()
+        except Exception as exc:
+            return "database", False, f"database does not answer: {type(exc).__name__}"
+        return "database", True, db.safe_url
+
+    async def close_all() -> None:
+        await directory.close()
+        await store.close()
+        await db.close()
+
+    authenticators = [*(oidc.authenticators if oidc else []), *auth.authenticators]
+    return Components(
+        authenticators=authenticators,
+        authorizer=authorizer,
+        control_routes=[*(oidc.routes if oidc else []), *auth.routes],
+        ready_checks=[
+            policy_ready,
+            directory_ready,
+            database_ready,
+            *auth.ready_checks,
+            *(oidc.ready_checks if oidc else []),
+        ],
+        on_startup=[migrate_and_seed, *auth.on_startup, *(oidc.on_startup if oidc else []), start_policy_watch],
+        on_shutdown=[stop_policy_watch, *auth.on_shutdown, *(oidc.on_shutdown if oidc else []), close_all],
+        on_reload=[reload_policy],
+        message_lookup=message_lookup,
+    )

@@ -27,6 +27,14 @@ GATEWAY_MESSAGES: dict[str, tuple[str, str]] = {
     "path_not_canonical": ("The request path is ambiguous.", "Der Anfragepfad ist mehrdeutig."),
     "payload_too_large": ("The request body is too large.", "Der Inhalt der Anfrage ist zu groß."),
     "unauthenticated": ("Please log in.", "Bitte melden Sie sich an."),
+    "login_required": (
+        "Please log in to use this part of the portal.",
+        "Bitte melden Sie sich an, um diesen Teil des Portals zu nutzen.",
+    ),
+    "policy_unavailable": (
+        "The portal cannot check permissions right now. Please try again shortly.",
+        "Das Portal kann Berechtigungen gerade nicht prüfen. Bitte versuchen Sie es gleich noch einmal.",
+    ),
     "authentication_failed": ("The credentials are not valid.", "Die Anmeldedaten sind ungültig."),
     "step_up_required": (
         "Please confirm this action with a second factor.",
@@ -68,7 +76,9 @@ def wants_html(accept: str) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
-def _message(reason: str, language: str, lookup: Callable[[str, str], str | None] | None) -> str:
+def _message(
+    reason: str, error: str, language: str, lookup: Callable[[str, str], str | None] | None
+) -> str:
     if reason in GATEWAY_MESSAGES:
         en, de = GATEWAY_MESSAGES[reason]
         return de if language == "de" else en
@@ -79,7 +89,12 @@ def _message(reason: str, language: str, lookup: Callable[[str, str], str | None
         text = lookup(reason, language)
         if text:
             return text
-    en, de = GATEWAY_MESSAGES.get("bad_request") or ("Error", "Fehler")
+    # An unknown code still gets the text of its error class, never a misleading one.
+    en, de = GATEWAY_MESSAGES.get(error) or GATEWAY_MESSAGES.get(
+        {"forbidden": "not_found", "bad_gateway": "upstream_error"}.get(error, ""), ("Error.", "Fehler.")
+    )
+    if error == "forbidden":
+        en, de = "This action is not permitted.", "Diese Aktion ist nicht erlaubt."
     return de if language == "de" else en
 
 
@@ -96,7 +111,7 @@ async def send_error(
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     language = pick_language(accept_language)
-    message = _message(exc.reason, language, lookup)
+    message = _message(exc.reason, exc.error, language, lookup)
     headers: list[tuple[bytes, bytes]] = [
         (b"x-request-id", request_id.encode()),
         (b"cache-control", b"no-store"),

@@ -1,0 +1,111 @@
+"""`portal-gateway demo`: the gateway in front of the demo backend on embedded defaults.
+
+Starts the demo portal backend (its own process, its own port), then the
+gateway with ``config/demo.toml``, and prints what a person needs to try it.
+Stops the backend when the gateway stops.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gateway.settings import load_settings
+
+__all__ = ["run_demo"]
+
+GUIDE = """
+portal-gateway demo
+===================
+  Gateway          {gw}            (login pages: {gw}/auth/login)
+  Demo backend     http://{host}:{backend_port}  (only reachable with the gateway's signed assertion)
+  Health / ready   {gw}/_gateway/health   {gw}/_gateway/ready
+  Metrics          {gw}/_gateway/metrics
+  JWKS             {gw}/.well-known/jwks.json
+  SMS-TAN outbox   {outbox}
+                   (every SMS code the demo "sends" is appended there: tail -f it)
+  Decision log     {decisions}
+
+The demo people (DOMAIN.md section 4):
+  Anna Huber      holder, already registered: login anna.huber@example.at / anna-portal-2025,
+                  TOTP secret JBSWY3DPEHPK3PXP (e.g. `oathtool --totp -b JBSWY3DPEHPK3PXP`)
+  Markus Mayr     holder of Installateur Mayr KG: register with customer no. 1000010 + Kundenkennwort Mayr-KG-Kennwort
+  Eva Lechner     authorised at Mayr KG: register with 1000010 + Mayr-KG-Kennwort (her own login name)
+  Sophie Wagner   Business Member: register with 436641000020 + PUK 20202020 (or invoice RE-2026-110021)
+  Thomas Gruber   invoice split: register the private part with 436641000030 + PUK 30303030
+  Lukas Steiner   company phone: SMS-TAN login to 436641000040 (code in the outbox)
+  Martin Berger   company administrator: no portal account (VPN lives in My Business Station)
+
+Try it:
+  curl -s {gw}/api/status
+  curl -s -c /tmp/pg.jar -H 'content-type: application/json' \\
+       -d '{{"login":"anna.huber@example.at","password":"anna-portal-2025"}}' {gw}/auth/login/password
+  then POST {{"code": "<TOTP>"}} to {gw}/auth/login/totp with the same cookie jar, and
+  curl -s -b /tmp/pg.jar {gw}/api/lines/436641000001/usage
+
+Press Ctrl-C to stop.
+"""
+
+
+def _wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8081, config: str | None = None) -> int:
+    import uvicorn
+
+    from gateway.app import build_app
+
+    root = Path.cwd()
+    config_path = Path(config) if config else root / "config" / "demo.toml"
+    for p in (port, backend_port):
+        if not _port_free(host, p):
+            print(f"portal-gateway demo: port {p} on {host} is already in use (stop what runs there first)",
+                  file=sys.stderr)
+            return 2
+    os.environ["PORTAL_GATEWAY_SERVER__PORT"] = str(port)
+    os.environ["PORTAL_GATEWAY_SERVER__HOST"] = host
+    os.environ["PORTAL_GATEWAY_SERVER__PUBLIC_URL"] = f'"http://{host}:{port}"'
+    os.environ["PORTAL_GATEWAY_UPSTREAMS__PORTAL__URL"] = f'"http://{host}:{backend_port}"'
+    settings = load_settings(config_path)
+    data_dir = settings.path(settings.server.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+
+    backend = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "demo.backend", "--host", host, "--port", str(backend_port),
+         "--jwks-url", f"http://{host}:{port}/.well-known/jwks.json", "--audience", "portal"],
+        cwd=root,
+    )
+    try:
+        if not _wait_port(host, backend_port, 20):
+            print("portal-gateway demo: the demo backend did not start", file=sys.stderr)
+            return 1
+        outbox = settings.extra.get("sms", {}).get("outbox_path") or str(data_dir / "sms-outbox.jsonl")
+        print(GUIDE.format(gw=f"http://{host}:{port}", host=host, backend_port=backend_port,
+                           outbox=settings.path(outbox), decisions=settings.path(settings.policy.decision_log)),
+              flush=True)
+        uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, access_log=False,
+                    log_level="info")
+    finally:
+        backend.terminate()
+        try:
+            backend.wait(10)
+        except subprocess.TimeoutExpired:
+            backend.kill()
+    return 0
