@@ -53,7 +53,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _uvicorn(target: str, port: int, env: dict[str, str] | None = None, factory: bool = False) -> subprocess.Popen[bytes]:
+def _uvicorn(
+    target: str, port: int, env: dict[str, str] | None = None, factory: bool = False
+) -> subprocess.Popen[bytes]:
     cmd = [PY, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
            "--log-level", "warning", "--no-proxy-headers", "--no-server-header", "--loop", "uvloop",
            "--http", "httptools"]

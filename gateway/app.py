@@ -284,7 +284,9 @@ def build_app(
         shutdown=[*components.on_shutdown, pool.close],
         reload=components.on_reload,
     )
-    stream = access_log_stream if access_log_stream is not None else (sys.stdout if settings.server.access_log else None)
+    stream = access_log_stream
+    if stream is None and settings.server.access_log:
+        stream = sys.stdout
     canonical = CanonicalizeMiddleware(
         app,
         trusted_proxies=TrustedProxies(settings.server.trusted_proxies),
