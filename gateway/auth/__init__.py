@@ -1,0 +1,1 @@
+"""Authentication: accounts, sessions, passwords, TOTP, SMS-TAN, registration, pages (docs/authentication.md)."""
