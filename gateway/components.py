@@ -19,23 +19,23 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
 from gateway.auth.base import Authenticator
-from gateway.middleware.authorize import AuthorizerLike
 from gateway.auth.component import build_auth
 from gateway.auth.oidc.component import build_oidc
 from gateway.auth.oidc.config import OidcSettings
 from gateway.auth.seed import seed_demo_accounts
+from gateway.auth.web import message_lookup
 from gateway.database import Database
 from gateway.directory.base import Directory
 from gateway.directory.http import HttpDirectory
 from gateway.directory.importer import import_world
 from gateway.directory.sql import SqlDirectory
 from gateway.directory.world import load_world
-from gateway.policy import reasons
+from gateway.middleware.authorize import AuthorizerLike
 from gateway.policy.authorizer import Authorizer
 from gateway.settings import Settings
 from gateway.store import build_store
 
-__all__ = ["Components", "Hook", "ReadyCheck", "build_components", "message_lookup"]
+__all__ = ["Components", "Hook", "ReadyCheck", "build_components"]
 
 #: A readiness check answers (dependency name, ok, message).
 ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
@@ -58,13 +58,6 @@ class Components:
     #: Called on SIGHUP (policy reload and the like).
     on_reload: list[Hook] = field(default_factory=list)
     message_lookup: Callable[[str, str], str | None] | None = None
-
-
-def message_lookup(reason: str, language: str) -> str | None:
-    """Texts of the policy's reason codes (None for codes the catalogue does not know)."""
-    if reason not in reasons.REASONS:
-        return None
-    return reasons.message(reason, language)
 
 
 def build_components(

@@ -11,9 +11,9 @@ import uvicorn
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any, **config: Any) -> AsyncIterator[str]:
+async def serve_asgi(app: Any, port_override: int = 0, **config: Any) -> AsyncIterator[str]:
     cfg = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False,
+        app, host="127.0.0.1", port=port_override, log_level="warning", lifespan="on", access_log=False,
         proxy_headers=False, server_header=False, date_header=False, **config
     )
     server = uvicorn.Server(cfg)

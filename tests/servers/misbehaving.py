@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import socket
 import struct
 from collections.abc import AsyncIterator
