@@ -166,10 +166,35 @@ def _describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class _EnvText(str):
+    """An environment override: the variable's text, its TOML reading and its name.
+
+    A string setting takes the text as it is (``KEY_PREFIX=123`` is "123", not 123);
+    every other type takes the TOML reading. Errors name the variable, since the
+    file is not where the bad value is.
+    """
+
+    parsed: Any
+    variable: str
+
+
+def _env_text(raw: str, variable: str) -> _EnvText:
+    text = _EnvText(raw)
+    text.parsed = _env_value(raw)
+    text.variable = variable
+    return text
+
+
 def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
     where = f"{source}: {key}"
+    if isinstance(value, _EnvText):
+        where = f"{where} (from environment {value.variable})"
+        if origin not in (typing.Union, types.UnionType):
+            if tp is str:
+                return value.parsed if isinstance(value.parsed, str) else str.__str__(value)
+            value = value.parsed
     if tp is Any:
         return value
     if origin is Literal:
@@ -260,7 +285,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if not isinstance(child, dict):
                 raise SettingsError(f"environment {name}: {part} is not a table")
             node = child
-        node[parts[-1]] = _env_value(raw)
+        node[parts[-1]] = _env_text(raw, name)
 
 
 def load_settings(
