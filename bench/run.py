@@ -13,6 +13,7 @@ import datetime
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -146,6 +147,9 @@ decision_log = "off"
 
 [routes]
 path = "{ROOT}/config/routes.toml"
+
+[totp]
+encryption_key = "{secrets.token_urlsafe(32)}"
 
 [upstreams.portal]
 url = "http://127.0.0.1:{UPSTREAM_PORT}"

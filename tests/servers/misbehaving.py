@@ -25,6 +25,7 @@ async def echo(request: web.Request) -> web.Response:
             "raw_path": request.raw_path,
             "headers": [[k.decode(), v.decode()] for k, v in request.raw_headers],
             "body_bytes": len(body),
+            "peer_port": request.transport.get_extra_info("peername")[1] if request.transport else None,
         }
     )
 
@@ -125,8 +126,15 @@ async def headers_out(request: web.Request) -> web.Response:
     )
 
 
+@web.middleware
+async def remember_connection(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    request.app["connections"].add(request.protocol)
+    return await handler(request)
+
+
 def make_app() -> web.Application:
-    app = web.Application(client_max_size=1024**3)
+    app = web.Application(client_max_size=1024**3, middlewares=[remember_connection])
+    app["connections"] = set()
     app["hangs"] = []
     app["cancelled"] = []
     app.router.add_route("*", "/echo", echo)

@@ -215,8 +215,29 @@ async def test_keep_alive_reuses_upstream_connections(gateway: Gateway) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as c:
         for _ in range(10):
             r = await c.get("/echo")
-            ports.add(r.status_code)
-    assert ports == {200}
+            assert r.status_code == 200
+            ports.add(r.json()["peer_port"])
+    assert len(ports) == 1
+
+
+async def test_head_request_gets_headers_only(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as c:
+        r = await c.head("/echo")
+        assert r.status_code == 200 and r.content == b""
+        r = await c.get("/echo")
+        assert r.status_code == 200 and r.json()["method"] == "GET"
+
+
+async def test_idle_connection_closed_by_backend_is_retried_transparently(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as c:
+        r = await c.get("/echo")
+        assert r.status_code == 200
+        # The backend drops its keep-alive sockets (as servers do after an idle timeout).
+        for proto in list(gateway.upstream_app["connections"]):
+            proto.transport.close()
+        await asyncio.sleep(0.05)
+        r = await c.get("/echo")
+        assert r.status_code == 200
 
 
 async def test_websocket_upgrade_refused_clearly(gateway: Gateway) -> None:
