@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -91,6 +91,13 @@ class RouteMatch:
 _NO_MATCH = RouteMatch(Match.NONE)
 
 
+def _for_method(node: _Node, method: str) -> Route | None:
+    route = node.routes.get(method)
+    if route is None and method == "HEAD":
+        route = node.routes.get("GET")
+    return route
+
+
 class _Node:
     __slots__ = ("literals", "param", "param_name", "routes")
 
@@ -140,18 +147,41 @@ class RouteTable:
         node = self._find(self._root, segments, 0, values)
         if node is None:
             return _NO_MATCH
-        route = node.routes.get(method)
-        if route is None and method == "HEAD":
-            route = node.routes.get("GET")
+        route = _for_method(node, method)
         if route is None:
-            allowed = set(node.routes)
-            if "GET" in allowed:
-                allowed.add("HEAD")
-            return RouteMatch(Match.PARTIAL, allowed_methods=frozenset(allowed))
+            # Slow path (405s, and a literal branch lacking the method while a parameter
+            # branch has it: `/a/me` POST and `/a/{x}` GET do not overlap, so GET /a/me
+            # is the parameter route). Overlaps are per method, so at most one serves it.
+            allowed: set[str] = set()
+            for other, other_values in self._candidates(self._root, segments, 0, ()):
+                route = _for_method(other, method)
+                if route is not None:
+                    values = list(other_values)
+                    break
+                allowed.update(other.routes)
+            else:
+                if "GET" in allowed:
+                    allowed.add("HEAD")
+                return RouteMatch(Match.PARTIAL, allowed_methods=frozenset(allowed))
         params = dict(zip(route.param_names, values, strict=True))
         if route.param_patterns and not route.accepts(params):
             return _NO_MATCH
         return RouteMatch(Match.FULL, route, params)
+
+    def _candidates(
+        self, node: _Node, segments: list[str], i: int, values: tuple[str, ...]
+    ) -> Iterator[tuple[_Node, tuple[str, ...]]]:
+        """Every node with routes that the segments reach, literal branches first."""
+        if i == len(segments):
+            if node.routes:
+                yield node, values
+            return
+        seg = segments[i]
+        lit = node.literals.get(seg)
+        if lit is not None:
+            yield from self._candidates(lit, segments, i + 1, values)
+        if node.param is not None and seg:
+            yield from self._candidates(node.param, segments, i + 1, (*values, seg))
 
     def _find(self, node: _Node, segments: list[str], i: int, values: list[str]) -> _Node | None:
         while i < len(segments):
