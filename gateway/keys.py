@@ -9,11 +9,13 @@ key directory (see docs/deployment.md).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +68,31 @@ class KeyStore:
 
     @property
     def current(self) -> SigningKey:
+        """The key to sign with now; rotates (or adopts a sibling's fresh key) when stale."""
         if not self._keys:
             raise RuntimeError("KeyStore.load() was not called")
-        return self._keys[-1]
+        key = self._keys[-1]
+        if self.clock() - key.created_at >= self.rotate_after:
+            # A long-running gateway rotates too, not only at start. Under the lock,
+            # another worker sharing the directory may already have made the new key.
+            with self._locked():
+                self._keys = self._merged(self._read())
+                if self.clock() - self._keys[-1].created_at >= self.rotate_after:
+                    self._rotate_unlocked()
+            key = self._keys[-1]
+        return key
 
-    def load(self) -> None:
-        """Read every key file; make a new key when none is current."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialize load/rotate between workers (processes) sharing the key directory."""
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read(self) -> list[SigningKey]:
         keys: list[SigningKey] = []
         for path in sorted(self.directory.glob("signing-*.json")):
             try:
@@ -86,15 +106,29 @@ class KeyStore:
                 keys.append(SigningKey(data["kid"], data["alg"], float(data["created_at"]), key))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}: not a readable signing key file: {exc}") from None
-        keys.sort(key=lambda k: k.created_at)
-        self._keys = tuple(k for k in keys if k.algorithm == self.algorithm) or ()
-        now = self.clock()
-        if not self._keys or now - self._keys[-1].created_at >= self.rotate_after:
-            self.rotate()
+        return [k for k in keys if k.algorithm == self.algorithm]
+
+    def _merged(self, read: list[SigningKey]) -> tuple[SigningKey, ...]:
+        """Known keys plus those other workers wrote, oldest first (pruned ones stay out)."""
+        by_kid = {k.kid: k for k in (*read, *self._keys)}
+        return tuple(sorted(by_kid.values(), key=lambda k: k.created_at))
+
+    def load(self) -> None:
+        """Read every key file; make a new key when none is current."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._locked():
+            self._keys = tuple(sorted(self._read(), key=lambda k: k.created_at))
+            now = self.clock()
+            if not self._keys or now - self._keys[-1].created_at >= self.rotate_after:
+                self._rotate_unlocked()
         self._prune(now)
 
     def rotate(self) -> SigningKey:
         """Make a new current key; the previous stays published until its assertions expire."""
+        with self._locked():
+            return self._rotate_unlocked()
+
+    def _rotate_unlocked(self) -> SigningKey:
         kid = f"pg-{int(self.clock())}-{secrets.token_hex(4)}"
         key = _generate(self.algorithm, kid)
         created = self.clock()
@@ -119,5 +153,8 @@ class KeyStore:
         self._keys = tuple(keep)
 
     def jwks(self) -> dict[str, Any]:
+        # Publish what every worker sharing the directory may sign with, not only our own.
+        with contextlib.suppress(OSError, ValueError):
+            self._keys = self._merged(self._read())
         self._prune(self.clock())
         return {"keys": [k.public_jwk() for k in self._keys]}
