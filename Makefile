@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
 	    command -v $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck pytest bench clean venv check-python idp
+.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -40,10 +40,14 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy --strict gateway
 
+policytest: venv
+	$(BIN)/portal-gateway policy check
+	$(BIN)/portal-gateway policy test
+
 pytest: venv idp
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test: lint typecheck pytest
+test: lint typecheck policytest pytest
 
 bench: venv
 	$(BIN)/python -m bench.run
