@@ -79,7 +79,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    from gateway.auth.config import load_auth_config
+    from gateway.auth.oidc.config import OidcSettings, validate_oidc_settings
     from gateway.routes import load_routes
+
+    # Component sections are parsed by their components; check them here too, or a
+    # typo in [auth] would pass the check and stop only the real start.
+    load_auth_config(settings)
+    validate_oidc_settings(settings.section(OidcSettings, "oidc"), settings.source)
 
     table = load_routes(settings.path(settings.routes.path), settings.upstreams)
     print(f"{settings.source}: ok ({len(table.routes)} routes, upstreams: {', '.join(sorted(settings.upstreams))})")
