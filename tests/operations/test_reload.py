@@ -1,0 +1,75 @@
+"""SIGHUP / reload: a broken policy on disk never replaces the last good one; readiness
+reports the failure until a good policy is loaded again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from tests.integration.conftest import ROOT
+from tests.integration.test_roles import login_anna
+from tests.operations.conftest import running_portal
+
+
+async def test_broken_policy_keeps_the_last_good_one(tmp_path: Path) -> None:
+    policy = tmp_path / "portal.polar"
+    shutil.copy(ROOT / "policies" / "portal.polar", policy)
+    good = policy.read_text()
+    async with running_portal(tmp_path, **{"policy.path": str(policy)}) as run, run.portal.client() as c:
+        h = await login_anna(c)
+        assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
+        revision = (await c.get("/_gateway/ready")).json()["checks"]["policy"]["message"]
+
+        # 1. Not Polar at all.
+        policy.write_text(good + "\nthis is not polar (\n")
+        await run.app.gateway.reload()
+        assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
+        assert (await c.get("/api/lines/436641000020/usage", headers=h)).status_code == 404
+        r = await c.get("/_gateway/ready")
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["policy"]["ok"] is False
+        assert r.json()["checks"]["policy"]["message"] != revision
+
+        # 2. A rule that lets everyone see every line: refused (check or policy tests).
+        policy.write_text(good + '\nhas_permission(_actor: Actor, "view_usage", _line: Line);\n')
+        await run.app.gateway.reload()
+        assert (await c.get("/api/lines/436641000020/usage", headers=h)).status_code == 404
+        assert (await c.get("/_gateway/ready")).status_code == 503
+
+        # 3. Fixed: ready again, same decisions.
+        policy.write_text(good)
+        await run.app.gateway.reload()
+        r = await c.get("/_gateway/ready")
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"]["policy"]["ok"] is True
+        assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
+
+
+async def test_sighup_reloads(tmp_path: Path) -> None:
+    """The lifespan installs a SIGHUP handler that runs the same reload hooks."""
+    policy = tmp_path / "portal.polar"
+    shutil.copy(ROOT / "policies" / "portal.polar", policy)
+    good = policy.read_text()
+    async with running_portal(tmp_path, **{"policy.path": str(policy)}) as run, run.portal.client() as c:
+        # Never send SIGHUP to the test process without a handler: it would end it.
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)
+        policy.write_text(good + "\nthis is not polar (\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        r = await c.get("/_gateway/ready")
+        for _ in range(50):
+            if r.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+            r = await c.get("/_gateway/ready")
+        assert r.status_code == 503 and r.json()["checks"]["policy"]["ok"] is False
+        policy.write_text(good)
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(50):
+            r = await c.get("/_gateway/ready")
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 200, r.text
