@@ -150,6 +150,11 @@ class KeyStore:
             successor = self._keys[i + 1] if i + 1 < len(self._keys) else None
             if successor is None or now - successor.created_at < self.assertion_ttl + _PUBLISH_MARGIN_SECONDS:
                 keep.append(key)
+            else:
+                # Nothing it signed is valid any more: a retired private key is only a liability.
+                for path in self.directory.glob(f"signing-*-{key.kid}.json"):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
         self._keys = tuple(keep)
 
     def jwks(self) -> dict[str, Any]:

@@ -328,3 +328,21 @@ async def test_backend_verifier_follows_rotation_and_drops_expired_keys(tmp_path
     # And with the true time it is expired anyway.
     with pytest.raises(InvalidAssertion, match="expired"):
         await verifier.verify(old_token, method="GET", path=path)
+
+
+def test_retired_private_keys_are_deleted_from_disk(tmp_path):  # type: ignore[no-untyped-def]
+    from gateway.keys import KeyStore
+
+    now = [1_000_000.0]
+    store = KeyStore(tmp_path / "keys", algorithm="EdDSA", rotate_after_seconds=86400,
+                     assertion_ttl_seconds=60, clock=lambda: now[0])
+    store.load()
+    old = store.current.kid
+    now[0] += 10
+    store.rotate()
+    assert len(list((tmp_path / "keys").glob("signing-*.json"))) == 2
+    now[0] += 60 + 301
+    kids = {k["kid"] for k in store.jwks()["keys"]}
+    assert old not in kids
+    files = list((tmp_path / "keys").glob("signing-*.json"))
+    assert len(files) == 1 and old not in files[0].name
