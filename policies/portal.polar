@@ -12,6 +12,7 @@
 #
 # Classes (gateway/policy/model.py): User (the caller: customers it has full reach on,
 # own_lines it uses with a Benutzer-Login / SMS-TAN, full/restricted, step_up_fresh),
+# ServiceClient (a client-credentials token: client_id, provider, scopes, has_scope(s)),
 # Customer, Contract, Line, Invoice, VpnContract, Account, RegistrationTarget.
 # Write each allow rule with the action as a literal in its head: the engine's rule
 # index then skips every other action's rules (POLAR-NOTES.md, cost model).
@@ -56,8 +57,10 @@ has_relation(user: User, contract: Contract) if user.holds_contract(contract);
 has_relation(user: User, invoice: Invoice) if user.holds_invoice(invoice);
 has_relation(user: User, customer: Customer) if user.holds_customer(customer);
 has_relation(user: User, account: Account) if user.owns_account(account);
-# Same answer for every VPN id, existing or not: a pointer to My Business Station.
+# Same answer for every VPN id, existing or not: a pointer to My Business Station
+# (invariant 4: for everyone, service clients included).
 has_relation(_user: User, _vpn: VpnContract);
+has_relation(_client: ServiceClient, _vpn: VpnContract);
 
 # A full session with full-contract reach (invariant 1: never a restricted session).
 manages_line(user: User, line: Line) if user.full and user.holds_line(line);
@@ -127,8 +130,8 @@ visible_part(user: User, contract: Contract, "business") if
 # ------------------------------------------------------ why a request was denied
 # Queried only after a deny; the gateway picks the most specific reason (order of
 # gateway/policy/reasons.py). Reasons never name other people's data.
-deny_reason(_user: User, "view_vpn", _vpn: VpnContract, "vpn_in_business_station");
-deny_reason(_user: User, "change_vpn", _vpn: VpnContract, "vpn_in_business_station");
+deny_reason(_caller, "view_vpn", _vpn: VpnContract, "vpn_in_business_station");
+deny_reason(_caller, "change_vpn", _vpn: VpnContract, "vpn_in_business_station");
 # Invariant 1: a restricted session never changes more than barrings, SIM block, own login.
 deny_reason(user: User, action: String, _resource, "restricted_session") if
     user.restricted and permission(action, "change");
@@ -137,6 +140,22 @@ deny_reason(user: User, action: String, _resource, "restricted_session") if
 # A Benutzer-Login / SMS-TAN login sees only usage and tariff of its line.
 deny_reason(user: User, _action: String, line: Line, "line_user_scope") if
     user.uses_line(line) and not user.holds_line(line);
+
+# -------------------------------------------------- service clients (issue 5, 3.)
+# A client-credentials token acts as a ServiceClient: no account, no binding, so no
+# relation to any line, contract, invoice, customer or login. Denied by default: no
+# allow rule names ServiceClient, so every action answers not_found (404, invariant 2:
+# the same answer whether the thing exists or not) and the decision carries this
+# reason (decision log, metrics, `policy explain`); VPN ids still get the pointer.
+deny_reason(_client: ServiceClient, _action: String, _resource, "service_client_not_permitted");
+#
+# Granting a service client something is the security team's decision, one allow rule
+# per (scope, action), the action literal in the head, reviewed like any other rule.
+# Example (NOT active): a token with scope "portal:read" may read the tariff of any
+# line. Uncomment, add decision-table cases to policies/tests/service_client.yaml,
+# run `portal-gateway policy test`, ship.
+# allow(client: ServiceClient, "view_tariff", _line: Line) if
+#     client.has_scope("portal:read");
 
 # ------------------------------------------------- registration (DOMAIN 1, table)
 # can_register(target, proof_type, role, access_level): which account a proof creates.

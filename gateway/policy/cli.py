@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from gateway.policy.engine import PolicyEngine, PolicyLoadError, load_engine, read_route_actions
+from gateway.policy.model import ServiceClient
 from gateway.policy.reasons import message
 from gateway.policy.resolver import Resolver
 from gateway.policy.testing import (
@@ -259,6 +260,9 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _describe_actor(actor: Any) -> str:
+    if isinstance(actor, ServiceClient):
+        scopes = ",".join(sorted(actor.scopes)) or "(none)"
+        return f"service client_id={actor.client_id} provider={actor.provider} scopes={scopes}"
     parts = [f"role={actor.role}", f"access={actor.access_level}", f"step_up_fresh={actor.step_up_fresh}"]
     if actor.customers:
         parts.append("customers=" + ",".join(sorted(actor.customers)))

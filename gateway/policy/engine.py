@@ -39,7 +39,7 @@ from polar.exceptions import OsoError as PolarError
 from polar.predicate import Predicate
 
 from gateway.policy.check import PolicyFacts, RuleHead, check_policy
-from gateway.policy.model import RESOURCE_CLASSES, Actor, Contract, Resource, polar_classes
+from gateway.policy.model import RESOURCE_CLASSES, Caller, Contract, Resource, ServiceClient, polar_classes
 from gateway.policy.reasons import HINT_REASONS, best_reason
 from gateway.policy.registration import PROOF_TYPES, RegistrationTarget, RegistrationVerdict, binding_for
 
@@ -133,7 +133,7 @@ class PolicyEngine:
     business_station_url: str | None = None
     cache_size: int = 100_000
     on_error: Callable[[str, BaseException], None] | None = None
-    _cache: dict[tuple[Actor, str, Resource], Verdict] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[Caller, str, Resource], Verdict] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ decisions
     @property
@@ -141,7 +141,7 @@ class PolicyEngine:
         """Declared actions → kind (read, change, protective, critical, business_station)."""
         return self.facts.permissions
 
-    def decide(self, actor: Actor, action: str, resource: Resource) -> Verdict:
+    def decide(self, actor: Caller, action: str, resource: Resource) -> Verdict:
         """The verdict for (actor, action, resource); cached; never raises."""
         key = (actor, action, resource)
         try:
@@ -159,7 +159,7 @@ class PolicyEngine:
             cache[key] = verdict
         return verdict
 
-    def decide_uncached(self, actor: Actor, action: str, resource: Resource) -> Verdict:
+    def decide_uncached(self, actor: Caller, action: str, resource: Resource) -> Verdict:
         try:
             return self._decide(actor, action, resource)
         except Exception as exc:  # any engine failure is a deny (fail closed), logged and counted
@@ -180,7 +180,7 @@ class PolicyEngine:
             return True
         return False
 
-    def _decide(self, actor: Actor, action: str, resource: Resource) -> Verdict:
+    def _decide(self, actor: Caller, action: str, resource: Resource) -> Verdict:
         oso: Any = self.oso
         if action not in self.facts.permissions:
             return Verdict("deny", "unknown_action")
@@ -193,16 +193,24 @@ class PolicyEngine:
                 )
             return Verdict("allow", "allowed", visible_parts=parts)
         if not self._once("has_relation", actor, resource):
+            if isinstance(actor, ServiceClient):
+                # Still 404 (invariant 2: the answer is the same whether the thing
+                # exists or not), but the decision says why: the policy's
+                # deny_reason for service clients (service_client_not_permitted).
+                return Verdict("not_found", self._deny_reason(actor, action, resource))
             return Verdict("not_found", "not_found")
         if self._once("step_up", actor, action, resource):
             return Verdict("step_up", "step_up_required")
-        reasons = [
-            str(r["bindings"]["reason"])
-            for r in oso.query_rule("deny_reason", actor, action, resource, Variable("reason"))
-        ]
-        reason = best_reason(reasons)
+        reason = self._deny_reason(actor, action, resource)
         hint = self.business_station_url if reason in HINT_REASONS else None
         return Verdict("deny", reason, hint_url=hint)
+
+    def _deny_reason(self, actor: Caller, action: str, resource: Resource) -> str:
+        reasons = [
+            str(r["bindings"]["reason"])
+            for r in self.oso.query_rule("deny_reason", actor, action, resource, Variable("reason"))
+        ]
+        return best_reason(reasons)
 
     def cache_len(self) -> int:
         return len(self._cache)
@@ -239,7 +247,7 @@ class PolicyEngine:
         return RegistrationVerdict(False, None, None, None, None, reason, hint)
 
     # -------------------------------------------------------------------- explain
-    def explain(self, actor: Actor, action: str, resource: Resource) -> Explanation:
+    def explain(self, actor: Caller, action: str, resource: Resource) -> Explanation:
         """The verdict plus the source rules behind it (for `policy explain`)."""
         verdict = self.decide_uncached(actor, action, resource)
         rules: list[str] = []
@@ -249,6 +257,9 @@ class PolicyEngine:
                 rules += self._traced_rules("allow", actor, action, resource)
             elif verdict.outcome == "not_found":
                 notes.append("no has_relation rule matched: the actor has no relation to this resource")
+                if isinstance(actor, ServiceClient):
+                    rules += self._traced_rules("deny_reason", actor, action, resource, Variable("reason"))
+                    notes.append("a service client: not_found carries the deny_reason (" + verdict.reason + ")")
             elif verdict.outcome == "step_up":
                 rules += self._traced_rules("step_up", actor, action, resource)
                 notes.append("allowed once a second factor is given (user.step_up_fresh is false)")

@@ -12,9 +12,10 @@ does not grow with the number of lines of a customer (a list scan in Polar
 would: see POLAR-NOTES.md).
 
 Polar names (`polar_classes()`): ``User`` (the actor; ``Actor`` is a reserved
-Polar name), ``Customer``, ``Contract``, ``Line``, ``Invoice``, ``VpnContract``,
-``Account`` (the actor's own login, for manage_own_login) and
-``RegistrationTarget`` (see `registration.py`).
+Polar name), ``ServiceClient`` (a client-credentials caller), ``Customer``,
+``Contract``, ``Line``, ``Invoice``, ``VpnContract``, ``Account`` (the actor's
+own login, for manage_own_login) and ``RegistrationTarget`` (see
+`registration.py`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ __all__ = [
     "RESOURCE_CLASSES",
     "Account",
     "Actor",
+    "Caller",
     "Contract",
     "Customer",
     "Invoice",
     "Line",
     "Resource",
+    "ServiceClient",
     "VpnContract",
     "polar_classes",
 ]
@@ -88,6 +91,30 @@ class Actor:
 
     def owns_account(self, account: Account) -> bool:
         return account.subject == self.subject
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClient:
+    """A client-credentials caller as the policy sees it (Polar class ``ServiceClient``).
+
+    A machine, not a person: it has no account binding, so it has no relation to
+    any customer's data and the policy grants it nothing by default. The only
+    facts are who issued its token (`provider`), its `client_id` and the token's
+    `scopes`, so a security team can grant a scope an action in Polar without
+    any change here. `has_scope` is one set lookup (O(1)), like the relation
+    checks of `Actor`.
+    """
+
+    client_id: str
+    provider: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+#: Whoever the policy decides for: a portal account's `Actor` or a `ServiceClient`.
+Caller = Actor | ServiceClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +184,7 @@ def _polar_classes() -> dict[str, type]:
 
     return {
         "User": Actor,
+        "ServiceClient": ServiceClient,
         "Customer": Customer,
         "Contract": Contract,
         "Line": Line,

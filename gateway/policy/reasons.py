@@ -36,6 +36,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "Mit einem Benutzer-Login sehen Sie nur Verbrauch und Tarif Ihrer Rufnummer.",
         "A user login shows only the usage and tariff of your own number.",
     ),
+    "service_client_not_permitted": (
+        "Dienst-Clients (Client-Credentials-Token) sind für diese Aktion nicht freigegeben.",
+        "Service clients (client-credentials tokens) are not permitted this action.",
+    ),
     "step_up_required": (
         "Bitte bestätigen Sie diese Aktion mit einem zweiten Faktor.",
         "Please confirm this action with a second factor.",

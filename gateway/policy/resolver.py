@@ -8,6 +8,10 @@ derived"), checked against the directory, never from the request:
 - "split_private"   → full reach on the private customer of a split contract
 - "line_user"       → only that one line (Benutzer-Login / SMS-TAN session)
 
+A service client (principal kind "service", a client-credentials token) becomes
+a `ServiceClient`: client id, provider and scopes, no reach at all; whatever it
+may do is granted to its scopes by the policy (nothing by default).
+
 A binding that does not fit the directory (a framework customer, a line that is
 not on a Business Member contract, ...) yields no reach at all: fail closed, and
 every request answers not_found. The company (framework) customer has no
@@ -22,16 +26,18 @@ from gateway.directory.base import Directory
 from gateway.policy.model import (
     Account,
     Actor,
+    Caller,
     Contract,
     Customer,
     Invoice,
     Line,
     Resource,
+    ServiceClient,
     VpnContract,
 )
 from gateway.principal import Principal
 
-__all__ = ["RESOURCE_TYPES", "Resolver", "UnknownResourceType"]
+__all__ = ["RESOURCE_TYPES", "Resolver", "UnknownResourceType", "service_client"]
 
 RESOURCE_TYPES = frozenset({"line", "contract", "invoice", "customer", "vpn", "account"})
 
@@ -41,6 +47,15 @@ _ROLE_CUSTOMER_KINDS = {
     "business_member": frozenset({"business_member"}),
     "split_private": frozenset({"split_private"}),
 }
+
+
+def service_client(principal: Principal) -> ServiceClient:
+    """The policy's view of a client-credentials caller (subject ``client:<client_id>``)."""
+    return ServiceClient(
+        client_id=principal.subject.removeprefix("client:"),
+        provider=principal.provider or "",
+        scopes=frozenset(principal.scopes),
+    )
 
 
 class UnknownResourceType(ValueError):
@@ -54,7 +69,9 @@ class Resolver:
         self.directory = directory
         self.clock = clock
 
-    async def actor(self, principal: Principal) -> Actor:
+    async def actor(self, principal: Principal) -> Caller:
+        if principal.kind == "service":
+            return service_client(principal)
         customers: frozenset[str] = frozenset()
         own_lines: frozenset[str] = frozenset()
         if principal.kind == "account" and principal.role is not None:

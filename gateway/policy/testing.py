@@ -27,7 +27,10 @@ outcome of each action::
 
 Actor keys: role, bound_customer, bound_msisdn, access (full | restricted; default
 full, restricted for line_user), second_factor (fresh | stale | none; default
-none), kind (account | service), subject. Outcomes: allow, deny, not_found, step_up.
+none), kind (account | service), subject; for kind service also scopes (a list)
+and provider (a service client's subject defaults to ``client:<name>``). Outcomes: allow,
+deny [reason], not_found [reason] (a service client's not_found carries
+service_client_not_permitted), step_up.
 
 The in-memory `MemoryDirectory` implements the `Directory` protocol; its methods
 never await anything, so the runner drives them synchronously (no event loop),
@@ -332,7 +335,18 @@ class MemoryDirectory:
 
 # ------------------------------------------------------------------ table parsing
 _ACTOR_KEYS = frozenset(
-    {"role", "bound_customer", "bound_msisdn", "access", "second_factor", "kind", "subject", "person"}
+    {
+        "role",
+        "bound_customer",
+        "bound_msisdn",
+        "access",
+        "second_factor",
+        "kind",
+        "subject",
+        "person",
+        "scopes",
+        "provider",
+    }
 )
 _ROLES = ("customer", "business_member", "split_private", "line_user")
 
@@ -360,6 +374,20 @@ def parse_actor(name: str, spec: Any, where: str, now: float = TABLE_NOW) -> Pri
     kind = spec.get("kind", "account")
     if kind not in ("account", "service"):
         raise TableError(f"{where}: actor {name!r}: kind must be account or service, got {kind!r}")
+    scopes = spec.get("scopes", [])
+    if isinstance(scopes, str):  # `policy explain --actor kind=service,scopes=a+b`
+        scopes = [x for x in scopes.replace("+", " ").split() if x]
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+        raise TableError(f"{where}: actor {name!r}: scopes must be a list of strings")
+    if kind == "service":
+        return Principal(
+            subject=str(spec.get("subject", f"client:{name}")),
+            kind="service",
+            access_level="restricted",
+            auth_methods=frozenset({"client_credentials"}),
+            provider=str(spec.get("provider", "idp")),
+            scopes=frozenset(scopes),
+        )
     methods = {"password"} if access == "full" else {"sms_tan"}
     if sf != "none":
         methods.add("totp")
@@ -409,7 +437,7 @@ class Expectation:
 def _parse_expectation(value: Any, where: str) -> Expectation:
     if not isinstance(value, str) or not value.split():
         raise TableError(
-            f"{where}: expected 'allow', 'deny [reason]', 'not_found' or 'step_up', got {value!r}"
+            f"{where}: expected 'allow', 'deny [reason]', 'not_found [reason]' or 'step_up', got {value!r}"
         )
     words = value.split()
     outcome, rest = words[0], words[1:]
@@ -420,7 +448,7 @@ def _parse_expectation(value: Any, where: str) -> Expectation:
     for w in rest:
         if w.startswith("parts="):
             parts = frozenset(p for p in w[6:].split(",") if p)
-        elif reason is None and outcome == "deny":
+        elif reason is None and outcome in ("deny", "not_found"):
             reason = w
         else:
             raise TableError(f"{where}: unexpected {w!r} in {value!r}")
@@ -571,7 +599,8 @@ def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[s
             ok = got_reason == exp.reason
         if ok and exp.parts is not None:
             ok = got_parts == exp.parts
-        got = Expectation(got_outcome, got_reason if got_outcome == "deny" else None, got_parts)
+        shown = got_reason if got_outcome == "deny" or got_reason != got_outcome else None
+        got = Expectation(got_outcome, shown, got_parts)
         report.results.append(CaseResult(nodeid, ok, "" if ok else f"expected {exp}, got {got}"))
     _run_registrations(engine, file, data, directory, report, only)
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gateway.policy.engine import PolicyEngine, load_engine
-from gateway.policy.model import Account, Contract, Customer, Invoice, Line
+from gateway.policy.model import Account, Actor, Contract, Customer, Invoice, Line, ServiceClient
 from gateway.policy.reasons import REASONS, message
 from gateway.policy.resolver import Resolver
 from gateway.policy.testing import MemoryDirectory, World, run_sync
@@ -186,7 +186,12 @@ def check_invariants(data: st.DataObject) -> None:
         p = data.draw(principals(spec))
         t = truth(p, world)
         actor = run_sync(resolver.actor(p))
-        assert actor.customers == t.customers and actor.own_lines == t.own_lines
+        service = p.kind == "service"
+        if service:  # a client-credentials caller: no reach, whatever the principal carries
+            assert isinstance(actor, ServiceClient) and actor.client_id == p.subject.removeprefix("client:")
+        else:
+            assert isinstance(actor, Actor)
+            assert actor.customers == t.customers and actor.own_lines == t.own_lines
         fresh = p.step_up_fresh(NOW)
         for rtype, rid in refs:
             resource = run_sync(resolver.resource(p, rtype, rid))
@@ -197,7 +202,7 @@ def check_invariants(data: st.DataObject) -> None:
                 related = (
                     customer_of(resource) in t.customers
                     or (isinstance(resource, Line) and resource.msisdn in t.own_lines)
-                    or (isinstance(resource, Account) and resource.subject == p.subject)
+                    or (isinstance(resource, Account) and resource.subject == p.subject and not service)
                 )
                 where = (p, action, rtype, rid, v)
                 # 6: every non-allow carries a known reason with de + en text
@@ -210,6 +215,9 @@ def check_invariants(data: st.DataObject) -> None:
                 assert v.hint_url is None, where
                 # 2: no relation → not_found (never 403); a relation → never not_found
                 assert (v.outcome == "not_found") == (not related), where
+                # service clients: denied by default, every answer says why
+                if service:
+                    assert (v.outcome, v.reason) == ("not_found", "service_client_not_permitted"), where
                 # 1: a restricted session never performs (or steps up to) a change beyond the three
                 if p.access_level == "restricted" and action in CHANGES and action not in RESTRICTED_MAY:
                     assert v.outcome in ("deny", "not_found"), where
