@@ -73,3 +73,34 @@ async def test_sighup_reloads(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.1)
         assert r.status_code == 200, r.text
+
+
+async def test_reload_under_load_fails_no_request(tmp_path: Path) -> None:
+    """Swaps are atomic: requests running while the policy is rebuilt all get a decision."""
+    policy = tmp_path / "portal.polar"
+    shutil.copy(ROOT / "policies" / "portal.polar", policy)
+    good = policy.read_text()
+    async with running_portal(tmp_path, **{"policy.path": str(policy)}) as run, run.portal.client() as c:
+        h = await login_anna(c)
+        statuses: list[int] = []
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            while not stop.is_set():
+                r = await c.get("/api/lines/436641000001/usage", headers=h)
+                statuses.append(r.status_code)
+                r = await c.get("/api/lines/436641000020/usage", headers=h)
+                statuses.append(r.status_code + 1000)  # a 404 here is the right answer
+
+        workers = [asyncio.create_task(load()) for _ in range(6)]
+        revisions = set()
+        for i in range(8):
+            # A new revision each time (a comment changes the sha256), some broken in between.
+            policy.write_text(good + f"\n# revision {i}\n" + ("this is not polar (\n" if i % 3 == 2 else ""))
+            await run.app.gateway.reload()
+            revisions.add((await c.get("/_gateway/ready")).json()["checks"]["policy"]["message"])
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*workers)
+        assert len(revisions) >= 5
+        assert statuses and set(statuses) == {200, 1404}, sorted(set(statuses))
