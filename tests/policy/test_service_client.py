@@ -45,18 +45,20 @@ def service(client_id: str = "portal-api", *scopes: str, **extra: object) -> Pri
     return Principal(**values)  # type: ignore[arg-type]
 
 
-#: Every (action, resource_type, id) a route can ask, on real demo resources of every kind.
+#: Real demo resources of every kind.
+IDS: dict[str, list[str | None]] = {
+    "line": ["436641000001", "436641000031", "436641000040"],
+    "contract": ["ct-1000001", "ct-1000030"],
+    "invoice": ["RE-2026-110001", "RE-2026-110031"],
+    "customer": ["1000001", "1000020"],
+    "vpn": ["vpn-alpenblick-1"],
+    "account": [None],
+}
+#: Every (action, resource_type, id) a route can ask.
 ROUTE_CASES = [
     (action, rtype, rid)
     for action, rtype in sorted(set(read_route_actions(ROUTES)))
-    for rid in {
-        "line": ["436641000001", "436641000031", "436641000040"],
-        "contract": ["ct-1000001", "ct-1000030"],
-        "invoice": ["RE-2026-110001", "RE-2026-110031"],
-        "customer": ["1000001", "1000020"],
-        "vpn": ["vpn-alpenblick-1"],
-        "account": [None],
-    }.get(rtype, [None])
+    for rid in IDS.get(rtype, [None])
 ]
 
 
