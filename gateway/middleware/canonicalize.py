@@ -9,7 +9,12 @@ bytes we match are exactly the bytes we forward. Decoding happens once, here.
 Headers a client could use to pose as someone (``X-Portal-*`` in any case or
 with ``_``), to change the method after the check (``X-HTTP-Method-Override``)
 or the path (``X-Original-URL``), and forwarding headers from untrusted peers
-are removed before any other stage runs.
+are removed before any other stage runs. So is every header whose name holds
+an ``_``: CGI/WSGI-style backends fold ``Transfer_Encoding`` into
+``HTTP_TRANSFER_ENCODING`` and would frame or trust what the gateway ignored
+(nginx drops them by default, ``underscores_in_headers off``). Two Host headers
+(RFC 9112 section 3.2) and header blocks larger than `MAX_HEADER_BYTES` (uvicorn's
+httptools protocol sets no limit) are refused with 400.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ _STRIP_EXACT = frozenset(
     }
 )
 _STRIP_PREFIX = "x-portal-"
+#: Sum of header name and value lengths a request may carry (nginx: 4 x 8 KiB by default).
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class TrustedProxies:
@@ -188,8 +195,13 @@ class CanonicalizeMiddleware:
         xfp: bytes | None = None
         xfh: bytes | None = None
         host = b""
+        hosts = 0
+        size = 0
         for name, value in scope["headers"]:
-            if name.startswith(b"x-") or name == b"forwarded" or b"_" in name:
+            size += len(name) + len(value)
+            if b"_" in name:
+                continue
+            if name.startswith(b"x-") or name == b"forwarded":
                 norm = name.decode("latin-1").lower().replace("_", "-")
                 if norm.startswith(_STRIP_PREFIX) or norm in _STRIP_EXACT:
                     if norm == "x-forwarded-for" and name == b"x-forwarded-for":
@@ -201,7 +213,12 @@ class CanonicalizeMiddleware:
                     continue
             elif name == b"host":
                 host = value
+                hosts += 1
             kept.append((name, value))
+        if size > MAX_HEADER_BYTES:
+            raise _bad("headers_too_large", f"the request headers are larger than {MAX_HEADER_BYTES} bytes")
+        if hosts > 1:
+            raise _bad("bad_host", "more than one Host header")
 
         segments = canonical_segments(raw_path, self.max_path_bytes)
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
