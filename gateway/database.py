@@ -139,6 +139,10 @@ class Database:
         async with self._migrate_lock:
             try:
                 async with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        # Several replicas (or workers) start at once: one migrates, the
+                        # others wait here and then find the schema current.
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                     await conn.run_sync(_run_upgrade, target)
             except (SQLAlchemyError, OSError) as exc:
                 raise DatabaseError(f"migrating {self.safe_url} failed: {exc}") from exc
@@ -150,6 +154,10 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+#: Advisory lock id that serialises migrations across processes ("portal-gw" in ASCII).
+_MIGRATION_LOCK = 0x706F7274616C67
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
