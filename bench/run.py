@@ -26,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-UPSTREAM_PORT = 18081
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def _nginx(port: int, workdir: Path) -> subprocess.Popen[bytes] | None:
+def _nginx(port: int, workdir: Path, upstream_port: int) -> subprocess.Popen[bytes] | None:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         return None
@@ -113,7 +112,7 @@ http {{
   access_log off;
   client_body_temp_path {workdir}; proxy_temp_path {workdir}; fastcgi_temp_path {workdir};
   uwsgi_temp_path {workdir}; scgi_temp_path {workdir};
-  upstream backend {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 64; }}
+  upstream backend {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
@@ -124,7 +123,7 @@ http {{
                             stderr=subprocess.PIPE)
 
 
-def _gateway_config(workdir: Path, port: int) -> Path:
+def _gateway_config(workdir: Path, port: int, upstream_port: int) -> Path:
     cfg = workdir / "gateway.toml"
     cfg.write_text(f"""
 [server]
@@ -152,7 +151,7 @@ path = "{ROOT}/config/routes.toml"
 encryption_key = "{secrets.token_urlsafe(32)}"
 
 [upstreams.portal]
-url = "http://127.0.0.1:{UPSTREAM_PORT}"
+url = "http://127.0.0.1:{upstream_port}"
 """)
     return cfg
 
@@ -174,14 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         (work / "var").mkdir()
         try:
-            upstream = _uvicorn("bench.upstream:app", UPSTREAM_PORT)
+            # Every server on a port free right now: a leftover process on a fixed
+            # port would silently be measured instead.
+            upstream_port = _free_port()
+            upstream = _uvicorn("bench.upstream:app", upstream_port)
             procs.append(upstream)
-            _wait_port(UPSTREAM_PORT)
-            results.append(_wrk("backend directly", f"http://127.0.0.1:{UPSTREAM_PORT}/api/status",
+            _wait_port(upstream_port)
+            results.append(_wrk("backend directly", f"http://127.0.0.1:{upstream_port}/api/status",
                                 args.seconds, args.connections))
 
             nginx_port = _free_port()
-            nginx = _nginx(nginx_port, work)
+            nginx = _nginx(nginx_port, work, upstream_port)
             if nginx is not None:
                 procs.append(nginx)
                 _wait_port(nginx_port)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.seconds, args.connections))
                 _stop(nginx)
 
-            env = {"BENCH_UPSTREAM": f"http://127.0.0.1:{UPSTREAM_PORT}"}
+            env = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
             for name, target in (("bare Starlette + httpx", "bench.bare_httpx:app"),
                                  ("bare ASGI + aiohttp", "bench.bare_aiohttp:app"),
                                  ("bare ASGI + gateway.http11", "bench.bare_http11:app")):
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 _stop(proc)
 
             gw_port = _free_port()
-            cfg = _gateway_config(work, gw_port)
+            cfg = _gateway_config(work, gw_port, upstream_port)
             gw_env = {"PORTAL_GATEWAY_CONFIG": str(cfg)}
             if args.access_log:
                 gw_env["PORTAL_GATEWAY_SERVER__ACCESS_LOG"] = "true"

@@ -196,18 +196,22 @@ def _ops_routes(
 
     async def ready(request: Request) -> Response:
         results: dict[str, dict[str, Any]] = {}
-        ok_all = True
+        status = "ready"
         for check in checks:
             try:
                 name, ok, message = await asyncio.wait_for(check(), timeout=3.0)
             except Exception as exc:  # a check that cannot answer is a failed check
                 name, ok, message = getattr(check, "__name__", "check"), False, type(exc).__name__
-            results[name] = {"ok": ok, "message": message}
-            metrics.ready.labels(name).set(1 if ok else 0)
-            ok_all = ok_all and ok
+            results[name] = {"ok": ok is True, "message": message}
+            if ok == "degraded":
+                results[name]["degraded"] = True
+                status = "degraded" if status == "ready" else status
+            elif ok is not True:
+                status = "not_ready"
+            metrics.ready.labels(name).set(1 if ok is True else 0)
         return JSONResponse(
-            {"status": "ready" if ok_all else "not_ready", "checks": results},
-            status_code=200 if ok_all else 503,
+            {"status": status, "checks": results},
+            status_code=503 if status == "not_ready" else 200,
             headers={"cache-control": "no-store"},
         )
 

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway.logs import configure_logging
 from gateway.settings import SettingsError, load_settings
 
 __all__ = ["main"]
@@ -53,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings()  # validate before forking workers: errors name the key and file
     from gateway.app import build_app
 
+    configure_logging()
     if settings.server.workers == 1:
         # Build once here so a startup error (routes, keys, policy) is reported
         # before the socket opens, then hand the instance to uvicorn.
@@ -96,6 +98,7 @@ def _config_check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo_runner import run_demo
 
+    configure_logging()
     return run_demo(host=args.host, port=args.port, backend_port=args.backend_port)
 
 
@@ -144,10 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Known input errors of the component groups arrive as their own types;
         # anything else is still one line, with the type for the bug report.
+        from gateway.database import DatabaseError
+        from gateway.directory.world import WorldError
+        from gateway.policy.engine import PolicyLoadError
         from gateway.routes import RouteTableError
 
         if isinstance(exc, RouteTableError):
             print(f"portal-gateway: route table error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, PolicyLoadError):
+            print("portal-gateway: the policy does not load:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 2
+        if isinstance(exc, (DatabaseError, WorldError)):
+            print(f"portal-gateway: {exc}", file=sys.stderr)
             return 2
         raise
     return int(result or 0)

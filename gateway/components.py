@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
@@ -37,8 +38,9 @@ from gateway.store import build_store
 
 __all__ = ["Components", "Hook", "ReadyCheck", "build_components"]
 
-#: A readiness check answers (dependency name, ok, message).
-ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
+#: A readiness check answers (dependency name, ok, message); ok is True, False (the
+#: gateway cannot serve: 503) or "degraded" (it serves, but something needs a look).
+ReadyCheck = Callable[[], Awaitable[tuple[str, "bool | Literal['degraded']", str]]]
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -115,9 +117,11 @@ def build_components(
     async def reload_policy() -> None:
         await authorizer.reload()
 
-    async def policy_ready() -> tuple[str, bool, str]:
+    async def policy_ready() -> tuple[str, bool | Literal["degraded"], str]:
+        # A failed reload keeps the last good policy serving: degraded, not unready,
+        # or one bad push would take every replica out of the load balancer.
         ok, message = authorizer.ready()
-        return "policy", ok, message
+        return "policy", True if ok else "degraded", message
 
     async def directory_ready() -> tuple[str, bool, str]:
         try:

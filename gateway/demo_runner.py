@@ -8,6 +8,7 @@ Stops the backend when the gateway stops.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,10 @@ def _wait_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((host, port)) != 0
@@ -100,6 +105,9 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8
         print(GUIDE.format(gw=f"http://{host}:{port}", host=host, backend_port=backend_port,
                            outbox=settings.path(outbox), decisions=settings.path(settings.policy.decision_log)),
               flush=True)
+        # uvicorn re-raises the signal that stopped it once it has shut down; with
+        # this handler that ends in SystemExit, so the backend below is stopped too.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, access_log=False,
                     log_level="info")
     finally:

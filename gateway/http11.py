@@ -71,6 +71,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
+        self.idle_since = 0.0
         self._reset()
         self._write_waiter: asyncio.Future[None] | None = None
 
@@ -264,8 +265,12 @@ class Http11Pool:
         size: int = 100,
         connect_timeout: float = 2.0,
         read_timeout: float = 30.0,
+        keepalive: float = 30.0,
     ) -> None:
         self.host = host
+        #: Idle connections older than this are closed instead of reused (servers
+        #: close idle sockets too; reusing one just before they do costs a retry).
+        self.keepalive = keepalive
         self.port = port
         self.ssl: ssl.SSLContext | None = ssl.create_default_context() if tls else None
         self.connect_timeout = connect_timeout
@@ -296,6 +301,12 @@ class Http11Pool:
         return conn
 
     def _take_idle(self) -> _Connection | None:
+        if not self._idle:
+            return None
+        now = asyncio.get_running_loop().time()
+        # Oldest at the left: drop the expired ones, then reuse the most recent.
+        while self._idle and now - self._idle[0].idle_since > self.keepalive:
+            self._discard(self._idle.popleft())
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
@@ -307,6 +318,7 @@ class Http11Pool:
     def _put(self, conn: _Connection, reusable: bool) -> None:
         if reusable:
             conn._reset()
+            conn.idle_since = conn.loop.time()
             self._idle.append(conn)
         else:
             if conn.transport is not None:

@@ -119,6 +119,7 @@ class UpstreamPool:
                 size=s.pool_size,
                 connect_timeout=s.connect_timeout_seconds,
                 read_timeout=s.read_timeout_seconds,
+                keepalive=s.keepalive_seconds,
             )
 
     async def close(self) -> None:

@@ -316,3 +316,20 @@ async def test_errors_are_html_for_browsers(gateway: Gateway) -> None:
     r = await get(gateway, "/nothing", headers={"Accept": "text/html,application/xhtml+xml"})
     assert r.headers["content-type"].startswith("text/html")
     assert "<h1>" in r.text
+
+
+async def test_idle_connections_older_than_keepalive_are_not_reused() -> None:
+    from gateway.http11 import Http11Pool
+    from tests.servers.misbehaving import serve_misbehaving
+
+    async with serve_misbehaving() as (url, _app):
+        host, port = url.split("//")[1].split(":")
+        pool = Http11Pool(host, int(port), keepalive=0.2)
+        ports = []
+        for pause in (0, 0, 0.4):
+            await asyncio.sleep(pause)
+            r = await pool.request("GET", b"/echo", [(b"host", b"x")])
+            ports.append(json.loads(await r.read())["peer_port"])
+            r.release()
+        await pool.close()
+    assert ports[0] == ports[1] != ports[2]
