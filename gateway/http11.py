@@ -80,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.keep_alive = False
+        self.until_close = False
         self.complete = False
         self.received_any = False
         self.error: UpstreamIOError | None = None
@@ -103,6 +104,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.headers_done and not self.complete and self.until_close and exc is None:
+            # No Content-Length and not chunked: the body ends where the connection does.
+            self.complete = True
+            self._wake()
         if not self.complete:
             self._fail(ConnectionClosed("the backend closed the connection"), close=False)
         waiter, self._write_waiter = self._write_waiter, None
@@ -131,6 +136,7 @@ class _Connection(asyncio.Protocol):
         self.status = status
         # llhttp resets its flags once the message is complete: ask now.
         self.keep_alive = self.parser.should_keep_alive()
+        self.until_close = not any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
         self.headers_done = True
         self._wake()
 

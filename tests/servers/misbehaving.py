@@ -95,6 +95,14 @@ async def truncated(request: web.Request) -> web.StreamResponse:
     raise asyncio.CancelledError
 
 
+async def until_close(request: web.Request) -> web.StreamResponse:
+    """An HTTP/1.0-style answer: no Content-Length, not chunked, the body ends at close."""
+    assert request.transport is not None
+    request.transport.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"z" * 100_000)
+    request.transport.close()
+    raise asyncio.CancelledError
+
+
 async def status(request: web.Request) -> web.Response:
     code = int(request.match_info["code"])
     return web.json_response({"status": code}, status=code)
@@ -146,6 +154,7 @@ def make_app() -> web.Application:
     app.router.add_get("/huge", huge)
     app.router.add_get("/chunked", chunked)
     app.router.add_get("/truncated", truncated)
+    app.router.add_get("/until-close", until_close)
     app.router.add_get("/status/{code}", status)
     app.router.add_post("/upload", upload)
     app.router.add_get("/headers", headers_out)

@@ -32,6 +32,7 @@ ROUTES = [
     {"methods": ["GET"], "path": "/huge", "public": True, "upstream": "bad"},
     {"methods": ["GET"], "path": "/chunked", "public": True, "upstream": "bad"},
     {"methods": ["GET"], "path": "/truncated", "public": True, "upstream": "bad"},
+    {"methods": ["GET"], "path": "/until-close", "public": True, "upstream": "bad"},
     {"methods": ["GET"], "path": "/status/{code}", "public": True, "upstream": "bad"},
     {"methods": ["POST"], "path": "/upload", "public": True, "upstream": "bad"},
     {"methods": ["GET"], "path": "/headers", "public": True, "upstream": "bad"},

@@ -333,3 +333,9 @@ async def test_idle_connections_older_than_keepalive_are_not_reused() -> None:
             r.release()
         await pool.close()
     assert ports[0] == ports[1] != ports[2]
+
+
+async def test_body_delimited_by_close_is_relayed_whole(gateway: Gateway) -> None:
+    r = await get(gateway, "/until-close")
+    assert r.status_code == 200
+    assert r.content == b"z" * 100_000
