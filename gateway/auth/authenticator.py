@@ -28,18 +28,18 @@ class SessionAuthenticator:
             raise ValueError("session authenticator needs a cookie name")
 
     async def authenticate(self, credentials: Credentials) -> Principal | None:
+        # The same rule as `AuthServices.request_token` (the /auth endpoints): a Bearer
+        # decides alone; any other Authorization scheme (e.g. Basic from a front proxy)
+        # is not ours and leaves the cookie in charge. Two rules would let /api and
+        # /auth/* see different people on one request.
         token: str | None = None
-        if credentials.authorization:
-            scheme, _, value = credentials.authorization.strip().partition(" ")
-            if scheme.lower() != "bearer":
-                return None
+        scheme, _, value = (credentials.authorization or "").strip().partition(" ")
+        if scheme.lower() == "bearer":
             token = token_from_bearer(value.strip())
-            if token is None:
-                return None
         else:
             token = credentials.cookies.get(self.cookie_name) or None
-            if token is None:
-                return None
+        if token is None:
+            return None
         try:
             session = await self._sessions.lookup(token)
         except StoreUnavailable as exc:

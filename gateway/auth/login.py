@@ -25,6 +25,7 @@ from gateway.auth.sessions import Session, SessionData, Sessions
 from gateway.auth.sms import SmsCodes, normalize_msisdn
 from gateway.auth.totp import Enrolment, Totp
 from gateway.directory.base import Directory
+from gateway.errors import StepUpRequired
 
 __all__ = ["LoginResult", "Logins", "session_data_for"]
 
@@ -200,10 +201,24 @@ class Logins:
         line = await self._directory.line(number)
         return line is not None and line.customer_number == data.bound_customer
 
+    async def _may_replace_totp(self, session: Session) -> None:
+        """Replacing an active TOTP needs a fresh second factor (StepUpRequired otherwise).
+
+        Confirming an enrolment counts as a second factor; without this check a
+        stolen session whose factor went stale could swap in a seed of its own and
+        step itself up to the X actions (SIM swap, PUK) — and lock the owner's
+        authenticator out.
+        """
+        account_id = session.data.account_id
+        account = await self._accounts.get(account_id) if account_id else None
+        if account is not None and account.totp_enabled and not session.principal().step_up_fresh(self._clock()):
+            raise StepUpRequired("step_up_required")
+
     async def start_enrolment(self, session: Session) -> Enrolment:
         """A new TOTP seed for the session's account, pending until confirmed."""
         if session.data.account_id is None or session.data.login is None:
             raise SecretRejected("session_required")
+        await self._may_replace_totp(session)
         enrolment = self._totp.enrolment(session.data.login)
         await self._accounts.set_pending_totp(session.data.account_id, enrolment.secret)
         return enrolment
@@ -214,6 +229,7 @@ class Logins:
         if session is None or session.data.pending or session.data.account_id is None:
             raise SecretRejected("session_required")
         account_id = session.data.account_id
+        await self._may_replace_totp(session)
         key = session.data.login or account_id
         secret = await self._accounts.pending_totp(account_id)
         locked = await self._regulator.locked("account", key, client_ip=client_ip)

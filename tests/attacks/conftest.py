@@ -204,3 +204,42 @@ async def recorded(tmp_path: Path) -> AsyncIterator[Recorded]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@dataclass
+class Clock:
+    """A wall clock that tests can move forward (gateway and demo backend share it)."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        import time
+
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class ClockedPortal(Portal):
+    clock: Clock = field(default_factory=Clock)
+
+
+@pytest.fixture
+async def clocked(tmp_path: Path) -> AsyncIterator[ClockedPortal]:
+    """The integration `portal`, but with a clock the test can move (step-up windows)."""
+    from demo.backend import create_app as create_backend
+
+    clock = Clock()
+    gw_port = free_port()
+    backend_port = free_port()
+    outbox = tmp_path / "sms-outbox.jsonl"
+    settings = gateway_settings(tmp_path, gw_port, f"http://127.0.0.1:{backend_port}", outbox)
+    log = io.StringIO()
+    app = build_app(settings, registry=CollectorRegistry(), access_log_stream=log, clock=clock)  # type: ignore[arg-type]
+    backend = create_backend(jwks_url=f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", audience="portal",
+                             clock=clock)
+    async with serve_asgi(backend, port_override=backend_port) as backend_url:
+        async with serve_asgi(app, port_override=gw_port) as url:
+            yield ClockedPortal(url, backend_url, outbox, log, tmp_path, clock)

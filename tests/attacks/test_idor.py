@@ -23,7 +23,7 @@ LINE_ROUTES = [
     ("PUT", "/api/lines/{}/tariff", {"tariff": "business-l"}), ("POST", "/api/lines/{}/addons", {"addon": "data-10gb"}),
     ("DELETE", "/api/lines/{}/addons/data-10gb", None), ("POST", "/api/lines/{}/barrings", {"barring": "roaming"}),
     ("DELETE", "/api/lines/{}/barrings/roaming", None), ("POST", "/api/lines/{}/sim/block", {}),
-    ("POST", "/api/lines/{}/sim/unblock", {}), ("POST", "/api/lines/{}/sim/swap", {"kind": "esim"}),
+    ("POST", "/api/lines/{}/sim/unblock", {}), ("POST", "/api/lines/{}/sim/swap", {"sim_type": "esim"}),
     ("GET", "/api/lines/{}/sim/puk", None), ("GET", "/api/lines/{}/itemized-bill", None),
 ]
 CONTRACT_ROUTES = [

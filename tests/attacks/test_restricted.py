@@ -20,7 +20,7 @@ def _actions(line: str, contract: str, customer: str) -> list[tuple[str, str, di
         ("DELETE", f"/api/lines/{line}/addons/data-10gb", None),
         ("DELETE", f"/api/lines/{line}/barrings/roaming", None),
         ("POST", f"/api/lines/{line}/sim/unblock", {}),
-        ("POST", f"/api/lines/{line}/sim/swap", {"kind": "esim"}),
+        ("POST", f"/api/lines/{line}/sim/swap", {"sim_type": "esim"}),
         ("GET", f"/api/lines/{line}/sim/puk", None),
         ("POST", f"/api/contracts/{contract}/extension", {}),
         ("POST", f"/api/contracts/{contract}/cancellation", {}),
