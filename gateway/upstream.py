@@ -170,7 +170,7 @@ class UpstreamPool:
             if watch is not None:
                 watch.stop()
         try:
-            return await self._relay(upstream_name, response, send, response_headers)
+            return await self._relay(upstream_name, response, receive, send, response_headers)
         finally:
             response.release()
 
@@ -233,7 +233,12 @@ class UpstreamPool:
                 return
 
     async def _relay(
-        self, upstream: str, response: Http11Response, send: Send, added: list[tuple[bytes, bytes]]
+        self,
+        upstream: str,
+        response: Http11Response,
+        receive: Receive,
+        send: Send,
+        added: list[tuple[bytes, bytes]],
     ) -> int:
         headers = response.headers
         drop = _RESPONSE_DROP | _connection_tokens(headers)
@@ -251,13 +256,20 @@ class UpstreamPool:
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return status
             await send({"type": "http.response.start", "status": status, "headers": out})
+            # A long answer: stop pulling from the backend as soon as the client is gone
+            # (the server drops our sends silently then), and close that connection.
+            gone = asyncio.ensure_future(_wait_disconnect(receive))
             try:
                 async for chunk in response.iter_chunks():
+                    if gone.done():
+                        raise ClientGone
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamIOError:
                 # Headers are out: the only honest signal left is an incomplete body.
                 # Ending without the final message makes the server abort the connection.
                 raise ClientGone from None
+            finally:
+                gone.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
         except OSError as exc:
@@ -270,6 +282,11 @@ class _BodyState:
     def __init__(self) -> None:
         self.too_large = False
         self.client_gone = False
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class _DisconnectWatch:

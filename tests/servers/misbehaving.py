@@ -67,9 +67,16 @@ async def huge(request: web.Request) -> web.StreamResponse:
     resp.content_length = mb * 1024 * 1024
     await resp.prepare(request)
     block = b"x" * (1024 * 1024)
-    for _ in range(mb):
-        await resp.write(block)
-    await resp.write_eof()
+    sent = 0
+    try:
+        for _ in range(mb):
+            await resp.write(block)
+            sent += 1
+            await asyncio.sleep(0.001 if mb > 50 else 0)
+        await resp.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        request.app["huge_aborted"].append(sent)
+        raise
     return resp
 
 
@@ -143,6 +150,7 @@ async def remember_connection(request: web.Request, handler):  # type: ignore[no
 def make_app() -> web.Application:
     app = web.Application(client_max_size=1024**3, middlewares=[remember_connection])
     app["connections"] = set()
+    app["huge_aborted"] = []
     app["hangs"] = []
     app["cancelled"] = []
     app.router.add_route("*", "/echo", echo)

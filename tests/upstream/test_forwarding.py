@@ -339,3 +339,18 @@ async def test_body_delimited_by_close_is_relayed_whole(gateway: Gateway) -> Non
     r = await get(gateway, "/until-close")
     assert r.status_code == 200
     assert r.content == b"z" * 100_000
+
+
+async def test_client_leaving_a_long_answer_stops_the_backend_transfer(gateway: Gateway) -> None:
+    host, port = gateway.url.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /huge?mb=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await reader.readexactly(2 * 1024 * 1024)
+    writer.close()
+    for _ in range(200):
+        if gateway.upstream_app["huge_aborted"]:
+            break
+        await asyncio.sleep(0.02)
+    aborted = gateway.upstream_app["huge_aborted"]
+    assert aborted and aborted[0] < 400
