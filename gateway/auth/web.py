@@ -130,12 +130,20 @@ async def read_json(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise InvalidInput("json_required")
-    body = await request.body()
-    if len(body) > MAX_JSON_BYTES:
+    # Judge the size before reading: /auth is not behind the data plane's body limit,
+    # and reading a declared 100 MB body into memory first is a cheap DoS.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
         raise InvalidInput("bad_request")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise InvalidInput("bad_request")
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(bytes(body) or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[..." nested deeper than the interpreter's limit (was a 500).
         raise InvalidInput("bad_request") from None
     if not isinstance(data, dict):
         raise InvalidInput("bad_request")
