@@ -130,6 +130,8 @@ class ContextMiddleware:
         action = (route.action or "public") if route is not None else "-"
         status = scope.get(STATUS_KEY, 0)
         self.metrics.observe(route_name, action, status, elapsed)
+        if self.access_log.stream is None:
+            return
         canonical = scope.get(SCOPE_KEY)
         principal = scope.get(PRINCIPAL_KEY)
         decision = scope.get(DECISION_KEY)
