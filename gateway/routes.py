@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -45,6 +45,7 @@ class RouteTableError(Exception):
     """The route table is invalid; the message names the file and the route."""
 
 
+_MEMO_SIZE = 4096
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -118,6 +119,7 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes: tuple[Route, ...] = tuple(routes)
+        self._memo: dict[tuple[str, tuple[str, ...]], RouteMatch] = {}
         self._root = _Node()
         for route in self.routes:
             node = self._root
@@ -141,12 +143,23 @@ class RouteTable:
     def upstreams(self) -> frozenset[str]:
         return frozenset(r.upstream for r in self.routes)
 
-    def match(self, method: str, segments: list[str]) -> RouteMatch:
+    def match(self, method: str, segments: Sequence[str]) -> RouteMatch:
         """Match decoded path segments (the canonical path split on "/").
 
         Literal segments win over parameters; where both exist at one level the
         matcher backtracks, so ``/a/{x}/c`` still matches when ``/a/b/d`` exists.
+        Results are memoised per (method, segments): the table never changes.
         """
+        key = (method, tuple(segments))
+        found = self._memo.get(key)
+        if found is None:
+            found = self._match(method, segments)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # bounded: unique paths cannot grow it without end
+            self._memo[key] = found
+        return found
+
+    def _match(self, method: str, segments: Sequence[str]) -> RouteMatch:
         values: list[str] = []
         node = self._find(self._root, segments, 0, values)
         if node is None:
@@ -187,7 +200,7 @@ class RouteTable:
         if node.param is not None and seg:
             yield from self._candidates(node.param, segments, i + 1, (*values, seg))
 
-    def _find(self, node: _Node, segments: list[str], i: int, values: list[str]) -> _Node | None:
+    def _find(self, node: _Node, segments: Sequence[str], i: int, values: list[str]) -> _Node | None:
         while i < len(segments):
             seg = segments[i]
             lit = node.literals.get(seg)

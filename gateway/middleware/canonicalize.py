@@ -35,6 +35,7 @@ SCOPE_KEY = "gateway.request"
 REQUEST_ID_KEY = "gateway.request_id"
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_CACHE_SIZE = 4096
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 # Raw bytes allowed in a path: RFC 3986 pchar minus ';' (matrix parameters are a
 # known bypass vector on Java backends) plus '/' and '%'.
@@ -187,6 +188,8 @@ class CanonicalizeMiddleware:
         self.app = app
         self.trusted = trusted_proxies
         self.max_path_bytes = max_path_bytes
+        #: Decoded segments of recently seen canonical paths (only paths that passed).
+        self._segments: dict[bytes, tuple[str, ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -227,7 +230,12 @@ class CanonicalizeMiddleware:
         if hosts > 1:
             raise _bad("bad_host", "more than one Host header")
 
-        segments = canonical_segments(raw_path, self.max_path_bytes)
+        segments = self._segments.get(raw_path)
+        if segments is None:
+            segments = canonical_segments(raw_path, self.max_path_bytes)
+            if len(self._segments) >= _CACHE_SIZE:
+                self._segments.clear()  # bounded: unique paths cannot grow it without end
+            self._segments[raw_path] = segments
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
         client_ip = peer
         scheme: str = scope.get("scheme", "http")

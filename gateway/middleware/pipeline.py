@@ -43,7 +43,7 @@ class ProxyPipeline:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request: CanonicalRequest = scope[SCOPE_KEY]
-        matched = self.routes.match(request.method, list(request.segments))
+        matched = self.routes.match(request.method, request.segments)
         if matched.match is Match.NONE:
             raise NotFound("route_not_found")
         if matched.match is Match.PARTIAL:
