@@ -186,7 +186,7 @@ class RouteTable:
         return RouteMatch(Match.FULL, route, params)
 
     def _candidates(
-        self, node: _Node, segments: list[str], i: int, values: tuple[str, ...]
+        self, node: _Node, segments: Sequence[str], i: int, values: tuple[str, ...]
     ) -> Iterator[tuple[_Node, tuple[str, ...]]]:
         """Every node with routes that the segments reach, literal branches first."""
         if i == len(segments):
