@@ -231,7 +231,18 @@ class Http11Response:
 
     async def read(self) -> bytes:
         """The whole body (for answers known to be small)."""
-        return b"".join([chunk async for chunk in self.iter_chunks()])
+        conn = self._conn
+        if self._head:
+            return b""
+        while not conn.complete:
+            await conn.wait(self._timeout)
+        body = b"".join(conn.body)
+        conn.body.clear()
+        conn.buffered = 0
+        if conn.paused and conn.transport is not None:
+            conn.paused = False
+            conn.transport.resume_reading()
+        return body
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn

@@ -153,8 +153,7 @@ class UpstreamPool:
         target = request.path.encode("ascii")
         if request.query:
             target += b"?" + request.query
-        body_state = _BodyState()
-        body = self._body(receive, body_state) if has_body else None
+        body = self._body(receive) if has_body else None
         watch = _DisconnectWatch(receive) if not has_body else None
         try:
             response = await pool.request(
@@ -213,18 +212,16 @@ class UpstreamPool:
         out.extend(extra)
         return out, length, chunked
 
-    async def _body(self, receive: Receive, state: _BodyState) -> AsyncIterator[bytes]:
+    async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
         seen = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                state.client_gone = True
                 raise ClientGone
             chunk: bytes = message.get("body", b"")
             if chunk:
                 seen += len(chunk)
                 if seen > self.max_body_bytes:
-                    state.too_large = True
                     raise PayloadTooLarge(
                         detail=f"the request body is larger than {self.max_body_bytes} bytes"
                     )
@@ -274,14 +271,6 @@ class UpstreamPool:
             return status
         except OSError as exc:
             raise ClientGone from exc
-
-
-class _BodyState:
-    __slots__ = ("client_gone", "too_large")
-
-    def __init__(self) -> None:
-        self.too_large = False
-        self.client_gone = False
 
 
 async def _wait_disconnect(receive: Receive) -> None:
