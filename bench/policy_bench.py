@@ -27,10 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.directory.memory import MemoryDirectory  # noqa: E402
+from gateway.directory.world import World, parse_world  # noqa: E402
 from gateway.policy.authorizer import Authorizer  # noqa: E402
 from gateway.policy.engine import load_engine  # noqa: E402
 from gateway.policy.model import Actor, Line  # noqa: E402
-from gateway.policy.testing import MemoryDirectory, World, run_sync  # noqa: E402
+from gateway.policy.testing import run_sync  # noqa: E402
 from gateway.principal import Principal  # noqa: E402
 from gateway.settings import PolicySettings  # noqa: E402
 
@@ -51,14 +53,15 @@ permit(principal, action in [Action::"lift_barring", Action::"unblock_sim", Acti
 
 
 def world(lines: int) -> World:
-    return World().add(
+    return parse_world(
         {
             "customers": [{"number": CUSTOMER, "name": "Bench", "kind": "business"}],
             "contracts": [{"id": "ct-bench", "customer": CUSTOMER, "kind": "business"}],
             "lines": [
                 {"msisdn": f"43669{i:07d}", "contract": "ct-bench", "customer": CUSTOMER} for i in range(lines)
             ],
-        }
+        },
+        "bench world",
     )
 
 
@@ -130,7 +133,7 @@ def main() -> None:
                     "attrs": {"msisdn": ln.msisdn, "customer": ln.customer_number},
                     "parents": [],
                 }
-                for ln in w.lines.values()
+                for ln in (x.record for x in w.lines)
             ]
             for uid, a in (("acc_h", holder_2fa), ("acc_l", line_user)):
                 entities.append(

@@ -18,20 +18,21 @@ from typing import Any, TextIO
 
 import yaml
 
+from gateway.directory.world import World
 from gateway.policy.engine import PolicyEngine, PolicyLoadError, load_engine, read_route_actions
 from gateway.policy.model import ServiceClient
 from gateway.policy.reasons import message
 from gateway.policy.resolver import Resolver
 from gateway.policy.testing import (
     TABLE_NOW,
-    MemoryDirectory,
     TableError,
-    World,
     demo_world,
+    memory_directory,
     parse_actor,
     parse_resource_ref,
     run_policy_tests,
     run_sync,
+    table_world,
 )
 from gateway.settings import PolicySettings
 
@@ -217,7 +218,7 @@ def _world(path: str | None) -> World:
         raise UsageError(f"{p}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{p}: a world file is a mapping of persons, customers, contracts, lines, ...")
-    return World().add(data, str(p))
+    return table_world(data, str(p), prefix="")
 
 
 def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
@@ -232,7 +233,7 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     if args.action not in engine.permissions:
         known = ", ".join(sorted(engine.permissions))
         raise UsageError(f"--action: {args.action!r} is not a declared permission (declared: {known})")
-    directory = MemoryDirectory(_world(args.world))
+    directory = memory_directory(_world(args.world))
     resolver = Resolver(directory, lambda: TABLE_NOW)
     actor = run_sync(resolver.actor(principal))
     resource = run_sync(resolver.resource(principal, rtype, rid))

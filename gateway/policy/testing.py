@@ -32,31 +32,28 @@ and provider (a service client's subject defaults to ``client:<name>``). Outcome
 deny [reason], not_found [reason] (a service client's not_found carries
 service_client_not_permitted), step_up.
 
-The in-memory `MemoryDirectory` implements the `Directory` protocol; its methods
-never await anything, so the runner drives them synchronously (no event loop),
-which lets a reload run the tables in a worker thread.
+The demo world is demo/directory.yaml (`demo_world_path`); an inline ``world:`` is
+the directory's world-file shape with a few defaults (`table_world`), checked by
+`gateway.directory.world.parse_world`. Tables run against the directory's
+`MemoryDirectory`; its lookups never await anything, so the runner drives them
+synchronously (no event loop), which lets a reload run the tables in a worker thread.
 """
 
 from __future__ import annotations
 
-import hmac
+import re
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from gateway.directory.records import (
-    ContractRecord,
-    CustomerRecord,
-    InvoiceRecord,
-    LineRecord,
-    PersonRecord,
-    PersonRelations,
-    VpnRecord,
-)
+from gateway.directory.memory import MemoryDirectory
+from gateway.directory.proofs import ProofHasher, ProofHashers
+from gateway.directory.world import RELATION_KEYS, World, WorldError, load_world, parse_world
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.registration import PROOF_TYPES, resolve_registration_target
 from gateway.policy.resolver import RESOURCE_TYPES, Resolver
@@ -65,15 +62,17 @@ from gateway.principal import Principal
 __all__ = [
     "DEMO_WORLD",
     "CaseResult",
-    "MemoryDirectory",
     "TableError",
     "TestReport",
-    "World",
     "demo_world",
+    "demo_world_path",
+    "memory_directory",
     "parse_actor",
     "parse_resource_ref",
     "run_policy_tests",
     "run_sync",
+    "table_hashers",
+    "table_world",
 ]
 
 T = TypeVar("T")
@@ -99,238 +98,128 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 # ------------------------------------------------------------------------ the world
-@dataclass
-class World:
-    persons: dict[str, PersonRecord] = field(default_factory=dict)
-    customers: dict[str, CustomerRecord] = field(default_factory=dict)
-    contracts: dict[str, ContractRecord] = field(default_factory=dict)
-    lines: dict[str, LineRecord] = field(default_factory=dict)
-    invoices: dict[str, InvoiceRecord] = field(default_factory=dict)
-    vpns: dict[str, VpnRecord] = field(default_factory=dict)
-    relations: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-    kundenkennwort: dict[str, str] = field(default_factory=dict)
-    puk: dict[str, str] = field(default_factory=dict)
+DEMO_WORLD = "demo"
 
-    def copy(self) -> World:
-        return World(
-            dict(self.persons),
-            dict(self.customers),
-            dict(self.contracts),
-            dict(self.lines),
-            dict(self.invoices),
-            dict(self.vpns),
-            {p: {k: set(v) for k, v in rel.items()} for p, rel in self.relations.items()},
-            dict(self.kundenkennwort),
-            dict(self.puk),
-        )
-
-    def add(self, data: Mapping[str, Any], where: str = "world") -> World:
-        """Add records from the world-file shape (see gateway/directory/world.py); returns self."""
-        try:
-            for p in data.get("persons", []) or []:
-                self.persons[str(p["id"])] = PersonRecord(str(p["id"]), str(p.get("name", p["id"])))
-            for c in data.get("customers", []) or []:
-                number = str(c["number"])
-                self.customers[number] = CustomerRecord(number, str(c.get("name", number)), c["kind"])
-                if c.get("kundenkennwort") is not None:
-                    self.kundenkennwort[number] = str(c["kundenkennwort"])
-                for key, rel in (
-                    ("holders", "holder_of"),
-                    ("authorised", "authorised_for"),
-                    ("members", "member_of"),
-                    ("split_private", "split_private_of"),
-                    ("admins", "administers"),
-                ):
-                    for person in c.get(key, []) or []:
-                        self.relations.setdefault(str(person), {}).setdefault(rel, set()).add(number)
-            for k in data.get("contracts", []) or []:
-                fw = k.get("framework")
-                self.contracts[str(k["id"])] = ContractRecord(
-                    str(k["id"]), str(k["customer"]), k["kind"], None if fw is None else str(fw)
-                )
-            for ln in data.get("lines", []) or []:
-                msisdn = str(ln["msisdn"])
-                self.lines[msisdn] = LineRecord(
-                    msisdn, str(ln["contract"]), str(ln["customer"]), ln.get("part"), ln.get("user")
-                )
-                if ln.get("user"):
-                    self.relations.setdefault(str(ln["user"]), {}).setdefault("uses_lines", set()).add(msisdn)
-                self.puk[msisdn] = str(ln.get("puk", msisdn[-2:] * 4))
-            for inv in data.get("invoices", []) or []:
-                self.invoices[str(inv["number"])] = InvoiceRecord(
-                    str(inv["number"]),
-                    str(inv["contract"]),
-                    str(inv["customer"]),
-                    inv.get("part"),
-                    str(inv.get("issued_on", "2026-10-31")),
-                    bool(inv.get("current", False)),
-                )
-            for v in data.get("vpns", []) or []:
-                self.vpns[str(v["id"])] = VpnRecord(str(v["id"]), str(v["customer"]))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise TableError(f"{where}: malformed world entry: missing or bad key {exc}") from None
-        return self
+#: Keys of the world-file shape (gateway/directory/world.py) that hold records.
+_WORLD_LISTS = ("persons", "customers", "contracts", "lines", "invoices", "vpns")
+#: Keys whose values are ids: a table may leave small numbers unquoted, as it always could.
+_ID_KEYS = frozenset({"id", "number", "customer", "contract", "framework", "msisdn", "user", "puk"})
+_RECORD_PATH = re.compile(r"\b(" + "|".join(_WORLD_LISTS) + r")\[(\d+)\]")
 
 
-def _demo_data() -> dict[str, Any]:
-    lines = [
-        ("436641000001", "ct-1000001", "1000001", None, "p-anna-huber"),
-        ("436641000010", "ct-1000010", "1000010", None, "p-markus-mayr"),
-        ("436641000011", "ct-1000010", "1000010", None, None),
-        ("436641000020", "ct-1000021", "1000021", None, "p-sophie-wagner"),
-        ("436641000030", "ct-1000030", "1000030", "private", "p-thomas-gruber"),
-        ("436641000031", "ct-1000030", "1000020", "business", "p-thomas-gruber"),
-        ("436641000040", "ct-1000020", "1000020", None, "p-lukas-steiner"),
-    ]
-    invoices = []
-    for suffix, contract, customer, part in (
-        ("0001", "ct-1000001", "1000001", None),
-        ("0010", "ct-1000010", "1000010", None),
-        ("0020", "ct-1000020", "1000020", None),
-        ("0021", "ct-1000021", "1000021", None),
-        ("0030", "ct-1000030", "1000030", "private"),
-        ("0031", "ct-1000030", "1000020", "business"),
-    ):
-        for prefix, issued, current in (
-            ("RE-2026-10", "2026-09-30", False),
-            ("RE-2026-11", "2026-10-31", True),
-        ):
-            invoices.append(
-                {
-                    "number": prefix + suffix,
-                    "contract": contract,
-                    "customer": customer,
-                    "part": part,
-                    "issued_on": issued,
-                    "current": current,
-                }
-            )
-    return {
-        "persons": [
-            {"id": p, "name": p}
-            for p in (
-                "p-anna-huber",
-                "p-markus-mayr",
-                "p-eva-lechner",
-                "p-sophie-wagner",
-                "p-thomas-gruber",
-                "p-lukas-steiner",
-                "p-martin-berger",
-            )
-        ],
-        "customers": [
-            {
-                "number": "1000001",
-                "name": "Anna Huber",
-                "kind": "private",
-                "kundenkennwort": "Huber-Kennwort-1",
-                "holders": ["p-anna-huber"],
-            },
-            {
-                "number": "1000010",
-                "name": "Installateur Mayr KG",
-                "kind": "business",
-                "kundenkennwort": "Mayr-KG-Kennwort",
-                "holders": ["p-markus-mayr"],
-                "authorised": ["p-eva-lechner"],
-            },
-            {
-                "number": "1000020",
-                "name": "Alpenblick GmbH",
-                "kind": "framework",
-                "kundenkennwort": "Alpenblick-Kennwort",
-                "admins": ["p-martin-berger"],
-            },
-            {
-                "number": "1000021",
-                "name": "Sophie Wagner",
-                "kind": "business_member",
-                "members": ["p-sophie-wagner"],
-            },
-            {
-                "number": "1000030",
-                "name": "Thomas Gruber",
-                "kind": "split_private",
-                "split_private": ["p-thomas-gruber"],
-            },
-        ],
-        "contracts": [
-            {"id": "ct-1000001", "customer": "1000001", "kind": "private"},
-            {"id": "ct-1000010", "customer": "1000010", "kind": "business"},
-            {"id": "ct-1000020", "customer": "1000020", "kind": "company"},
-            {"id": "ct-1000021", "customer": "1000021", "kind": "business_member", "framework": "1000020"},
-            {"id": "ct-1000030", "customer": "1000030", "kind": "invoice_split", "framework": "1000020"},
-        ],
-        "lines": [
-            {"msisdn": m, "contract": c, "customer": cu, "part": part, "user": user}
-            for m, c, cu, part, user in lines
-        ],
-        "invoices": invoices,
-        "vpns": [{"id": "vpn-alpenblick-1", "customer": "1000020"}],
-    }
+def demo_world_path() -> Path:
+    """demo/directory.yaml, the one demo world: shipped in the `demo` package (package data),
+    else found under the current directory (a checkout without the package installed)."""
+    try:
+        packaged = resources.files("demo").joinpath("directory.yaml")
+    except ModuleNotFoundError:
+        packaged = None
+    candidates = [Path(str(packaged))] if packaged is not None else []
+    candidates.append(Path.cwd() / "demo" / "directory.yaml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise TableError(f"demo world not found (looked at {', '.join(str(c) for c in candidates)})")
 
 
 def demo_world() -> World:
-    """The demo world of DOMAIN.md section 4 (a fresh copy each call)."""
-    return World().add(_demo_data(), "demo world")
+    """The demo world of DOMAIN.md section 4, read from demo/directory.yaml."""
+    try:
+        return load_world(demo_world_path())
+    except WorldError as exc:
+        raise TableError(str(exc)) from None
 
 
-DEMO_WORLD = "demo"
+def table_hashers() -> ProofHashers:
+    """Cheap argon2 profiles for the worlds of decision tables and `policy explain`.
+
+    They never check a proof, so hashing the world's Kundenkennwörter at the real cost
+    (~50 ms each) would only slow every test run and every policy reload."""
+    cheap = ProofHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return ProofHashers(kundenkennwort=cheap, puk=cheap)
 
 
-class MemoryDirectory:
-    """An in-memory `Directory` over a `World` (tests and decision tables only)."""
+def memory_directory(world: World) -> MemoryDirectory:
+    """The directory's `MemoryDirectory` over `world`, with `table_hashers()`."""
+    return MemoryDirectory(world, hashers=table_hashers())
 
-    def __init__(self, world: World) -> None:
-        self.world = world
 
-    async def person(self, person_id: str) -> PersonRecord | None:
-        return self.world.persons.get(person_id)
+def _id(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    async def relations(self, person_id: str) -> PersonRelations:
-        rel = self.world.relations.get(person_id, {})
-        return PersonRelations(
-            person_id,
-            **{k: frozenset(v) for k, v in rel.items()},
-        )
 
-    async def customer(self, number: str) -> CustomerRecord | None:
-        return self.world.customers.get(number)
+def _file_shape(key: str, item: Any) -> Any:
+    """One inline record in the world-file shape: the defaults tables have always had."""
+    if not isinstance(item, Mapping):
+        return item  # parse_world names the problem
+    out = {k: _id(v) if k in _ID_KEYS else v for k, v in item.items()}
+    if key == "customers" and "name" not in out and isinstance(out.get("number"), str):
+        out["name"] = out["number"]
+    elif key == "persons" and "name" not in out and isinstance(out.get("id"), str):
+        out["name"] = out["id"]
+    elif key == "lines" and "puk" not in out and "puk_hash" not in out:
+        msisdn = out.get("msisdn")
+        if isinstance(msisdn, str) and len(msisdn) >= 2:
+            out["puk"] = msisdn[-2:] * 4  # every demo line's PUK: its last two digits four times
+    elif key == "invoices" and "issued_on" not in out:
+        out["issued_on"] = "2026-10-31"
+    return out
 
-    async def contract(self, contract_id: str) -> ContractRecord | None:
-        return self.world.contracts.get(contract_id)
 
-    async def line(self, msisdn: str) -> LineRecord | None:
-        return self.world.lines.get(msisdn)
+def _referenced_persons(data: Mapping[str, Any]) -> list[str]:
+    people: list[str] = []
+    for c in data.get("customers") or []:
+        if isinstance(c, Mapping):
+            for rel in RELATION_KEYS:
+                value = c.get(rel)
+                people += [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+    for ln in data.get("lines") or []:
+        if isinstance(ln, Mapping) and isinstance(ln.get("user"), str):
+            people.append(ln["user"])
+    return people
 
-    async def invoice(self, number: str) -> InvoiceRecord | None:
-        return self.world.invoices.get(number)
 
-    async def invoices_of_contract(self, contract_id: str) -> list[InvoiceRecord]:
-        return [i for i in self.world.invoices.values() if i.contract_id == contract_id]
+def table_world(
+    inline: Mapping[str, Any] | None,
+    where: str,
+    base: Mapping[str, Any] | None = None,
+    *,
+    prefix: str = "world.",
+) -> World:
+    """A directory `World` from a table's ``world:`` (added to `base`, the raw demo file, if given).
 
-    async def vpn(self, vpn_id: str) -> VpnRecord | None:
-        return self.world.vpns.get(vpn_id)
+    The inline shape is the world-file shape with defaults: a customer's or person's name
+    is its id, a line's PUK its last two digits four times, an invoice is issued
+    2026-10-31, and people named in relations or as line users need not be listed.
+    Problems are `parse_world`'s, with paths into the table's ``world:`` (`prefix`)."""
+    base = base or {}
+    inline = inline or {}
+    merged: dict[str, Any] = {k: v for k, v in inline.items() if k not in _WORLD_LISTS}
+    offsets: dict[str, int] = {}
+    for key in _WORLD_LISTS:
+        extra = inline.get(key) or []
+        if not isinstance(extra, list):
+            raise TableError(f"{where}: {prefix}{key}: expected a list, got {type(extra).__name__}")
+        own = list(base.get(key) or [])
+        offsets[key] = len(own)
+        merged[key] = own + [_file_shape(key, item) for item in extra]
+    known = {p.get("id") for p in merged["persons"] if isinstance(p, Mapping)}
+    for person in _referenced_persons(merged):
+        if person not in known:
+            known.add(person)
+            merged["persons"].append({"id": person, "name": person})
 
-    async def lines_of_customer(self, number: str) -> list[LineRecord]:
-        return [ln for ln in self.world.lines.values() if ln.customer_number == number]
+    def in_table(m: re.Match[str]) -> str:
+        key, index = m.group(1), int(m.group(2))
+        if index < offsets[key]:
+            return f"{DEMO_WORLD} world {key}[{index}]"
+        return f"{prefix}{key}[{index - offsets[key]}]"
 
-    async def contracts_of_customer(self, number: str) -> list[ContractRecord]:
-        return [c for c in self.world.contracts.values() if c.customer_number == number]
-
-    async def verify_kundenkennwort(self, customer_number: str, candidate: str) -> bool:
-        stored = self.world.kundenkennwort.get(customer_number, "\x00")
-        return hmac.compare_digest(stored.encode(), candidate.encode())
-
-    async def verify_puk(self, msisdn: str, candidate: str) -> bool:
-        stored = self.world.puk.get(msisdn, "\x00")
-        return hmac.compare_digest(stored.encode(), candidate.encode())
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
+    try:
+        return parse_world(merged, where)
+    except WorldError as exc:
+        problems = [_RECORD_PATH.sub(in_table, p) for p in exc.problems]
+        raise TableError(f"{where}: " + "; ".join(problems)) from None
 
 
 # ------------------------------------------------------------------ table parsing
@@ -531,26 +420,48 @@ def run_policy_tests(engine: PolicyEngine, path: str | Path, *, only: Iterable[s
     except TableError as exc:
         report.errors.append(str(exc))
         return report
+    demo = _DemoWorld()
     for file in files:
         try:
-            _run_file(engine, file, report, selected)
+            _run_file(engine, file, report, selected, demo)
         except TableError as exc:
             report.errors.append(str(exc))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[str]) -> None:
+class _DemoWorld:
+    """demo/directory.yaml, read at most once per run (checked, and raw for inline additions)."""
+
+    def __init__(self) -> None:
+        self._world: World | None = None
+        self._data: Mapping[str, Any] | None = None
+
+    def world(self) -> World:
+        if self._world is None:
+            self._world = demo_world()
+        return self._world
+
+    def data(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self.world()  # checked first: a broken demo file is reported as such
+            self._data = yaml.safe_load(demo_world_path().read_text(encoding="utf-8"))
+        return self._data
+
+
+def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[str], demo: _DemoWorld) -> None:
     data = _load_yaml(file)
     base = data.get("base", "demo")
     if base not in ("demo", "empty"):
         raise TableError(f"{file}: base must be 'demo' or 'empty', got {base!r}")
-    world = demo_world() if base == "demo" else World()
-    if data.get("world") is not None:
-        if not isinstance(data["world"], Mapping):
-            raise TableError(f"{file}: world must be a mapping of customers, contracts, lines, ...")
-        world.add(data["world"], f"{file}: world")
-    directory = MemoryDirectory(world)
+    inline = data.get("world")
+    if inline is not None and not isinstance(inline, Mapping):
+        raise TableError(f"{file}: world must be a mapping of customers, contracts, lines, ...")
+    if inline is None:
+        world = demo.world() if base == "demo" else World()
+    else:
+        world = table_world(inline, str(file), demo.data() if base == "demo" else None)
+    directory = memory_directory(world)
     resolver = Resolver(directory, lambda: TABLE_NOW)
     actors_spec = data.get("actors") or {}
     if not isinstance(actors_spec, Mapping):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.directory.memory import MemoryDirectory
 from gateway.policy.engine import PolicyEngine, load_engine, read_route_actions
-from gateway.policy.testing import MemoryDirectory, demo_world
+from gateway.policy.testing import demo_world, memory_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "portal.polar"
@@ -23,7 +24,7 @@ def engine() -> PolicyEngine:
 
 @pytest.fixture
 def directory() -> MemoryDirectory:
-    return MemoryDirectory(demo_world())
+    return memory_directory(demo_world())
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.directory.base import DirectoryUnavailable
+from gateway.directory.memory import MemoryDirectory
 from gateway.policy.authorizer import Authorizer
 from gateway.policy.decision_log import DecisionLog
 from gateway.policy.engine import PolicyLoadError
 from gateway.policy.registration import resolve_registration_target
-from gateway.policy.testing import MemoryDirectory, demo_world
+from gateway.policy.testing import demo_world, memory_directory, table_hashers
 from gateway.principal import Principal
 from gateway.settings import PolicySettings
 
@@ -36,7 +37,7 @@ def make(tmp_path: Path, *, log: str = "off", registry: CollectorRegistry | None
     shutil.copytree(TESTS, tmp_path / "tests")
     settings = PolicySettings(path="portal.polar", tests="tests", decision_log=log)
     return Authorizer(
-        directory=directory or MemoryDirectory(demo_world()),  # type: ignore[arg-type]
+        directory=directory or memory_directory(demo_world()),  # type: ignore[arg-type]
         clock=lambda: NOW,
         settings=settings,
         base_dir=tmp_path,
@@ -71,7 +72,7 @@ async def test_directory_unavailable_fails_closed(tmp_path: Path) -> None:
         async def line(self, msisdn: str):  # type: ignore[override]
             raise DirectoryUnavailable("down")
 
-    authz = make(tmp_path, directory=Down(demo_world()))
+    authz = make(tmp_path, directory=Down(demo_world(), hashers=table_hashers()))
     d = await authz.authorize(ANNA, "view_usage", "line", "436641000001", request_id="r")
     assert (d.outcome, d.reason) == ("unavailable", "directory_unavailable")
 
@@ -126,7 +127,7 @@ def test_startup_with_broken_policy_raises(tmp_path: Path) -> None:
     shutil.copy(POLICY, tmp_path / "portal.polar")
     (tmp_path / "portal.polar").write_text((tmp_path / "portal.polar").read_text().replace("line: Line)", "line: Lin)", 1))
     with pytest.raises(PolicyLoadError):
-        Authorizer(directory=MemoryDirectory(demo_world()), clock=lambda: NOW,
+        Authorizer(directory=memory_directory(demo_world()), clock=lambda: NOW,
                    settings=PolicySettings(path="portal.polar", tests=""), base_dir=tmp_path, routes_path=None)
 
 

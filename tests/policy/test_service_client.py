@@ -17,7 +17,7 @@ from gateway.policy.engine import PolicyEngine, build_engine, read_route_actions
 from gateway.policy.model import Actor, Line, ServiceClient, polar_classes
 from gateway.policy.reasons import REASONS, message
 from gateway.policy.resolver import Resolver
-from gateway.policy.testing import MemoryDirectory, demo_world, run_policy_tests
+from gateway.policy.testing import demo_world, memory_directory, run_policy_tests
 from gateway.principal import Principal
 from gateway.settings import PolicySettings
 
@@ -69,7 +69,7 @@ def make(tmp_path: Path, source: str | None = None, *, run_tests: bool = True) -
         path="portal.polar", tests="tests", decision_log=str(tmp_path / "decisions.jsonl")
     )
     return Authorizer(
-        directory=MemoryDirectory(demo_world()),
+        directory=memory_directory(demo_world()),
         clock=lambda: NOW,
         settings=settings,
         base_dir=tmp_path,
@@ -98,7 +98,7 @@ def test_service_client_is_a_registered_frozen_fact() -> None:
 
 
 async def test_resolver_builds_a_service_client_and_ignores_any_binding() -> None:
-    resolver = Resolver(MemoryDirectory(demo_world()), lambda: NOW)
+    resolver = Resolver(memory_directory(demo_world()), lambda: NOW)
     # Whatever else a service principal carries (a role, a binding, a full access level),
     # it reaches nothing: only client id, provider and scopes reach the policy.
     p = service("reports", "portal:read", role="customer", bound_customer="1000001", access_level="full")

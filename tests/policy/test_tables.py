@@ -104,3 +104,21 @@ cases:
     assert report.ok, report.failure_lines()
     with pytest.raises(TableError):
         raise TableError("x")
+
+
+@pytest.mark.parametrize(
+    "world,needle",
+    [
+        ("lines: [{msisdn: '436649990001', contract: ct-nope, customer: '1000001'}]", "world.lines[0].contract: unknown contract 'ct-nope'"),
+        ("customers: [{number: '1000001', kind: private}]", "world.customers[0].number: duplicate customer '1000001'"),
+        ("customers: [{number: '2000001', kind: privat}]", "world.customers[0].kind: must be one of"),
+        ("lines: {msisdn: '436649990001'}", "world.lines: expected a list"),
+    ],
+)
+def test_inline_world_problems_name_their_path(engine: PolicyEngine, tmp_path: Path, world: str, needle: str) -> None:
+    f = tmp_path / "bad_world.yaml"
+    f.write_text(f"world:\n  {world}\nactors: {{a: {{role: customer}}}}\n")
+    report = run_policy_tests(engine, f)
+    assert not report.ok
+    assert report.errors and needle in report.errors[0], report.errors
+    assert str(f) in report.errors[0]
