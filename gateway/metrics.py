@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["GatewayMetrics"]
 
@@ -14,19 +17,12 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
-            "portal_gateway_requests",
-            "Requests answered, by route, portal action and status.",
-            ["route", "action", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "portal_gateway_request_duration_seconds",
-            "Time from the first byte in to the last byte out, by route.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
+        # The two per-request metrics are plain counters in this object, exported by a
+        # collector at scrape time: prometheus_client's Counter/Histogram take a lock on
+        # every increment, which showed up in the data plane's profile.
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[str, list[float]] = {}  # route → [count per bucket..., sum]
+        registry.register(_RequestCollector(self))
         self.upstream_errors = Counter(
             "portal_gateway_upstream_errors",
             "Failures talking to a backend, by upstream and kind (timeout, unavailable, error).",
@@ -45,8 +41,6 @@ class GatewayMetrics:
             ["dependency"],
             registry=registry,
         )
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._latency_children: dict[str, Any] = {}
         self.client_gone = Counter(
             "portal_gateway_client_disconnects",
             "Requests abandoned by the client before the answer was complete.",
@@ -54,13 +48,39 @@ class GatewayMetrics:
         )
 
     def observe(self, route: str, action: str, status: int, seconds: float) -> None:
-        """Count one answered request; label children are cached (labels() takes a lock)."""
+        """Count one answered request and its latency (no lock: one event loop per process)."""
         key = (route, action, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self.requests.labels(route, action, str(status))
-        child.inc()
-        hist = self._latency_children.get(route)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        hist = self._latency.get(route)
         if hist is None:
-            hist = self._latency_children[route] = self.latency.labels(route)
-        hist.observe(seconds)
+            hist = self._latency[route] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        hist[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        hist[-1] += seconds
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "portal_gateway_requests",
+            "Requests answered, by route, portal action and status.",
+            labels=["route", "action", "status"],
+        )
+        for (route, action, status), count in list(self.metrics._requests.items()):
+            requests.add_metric([route, action, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "portal_gateway_request_duration_seconds",
+            "Time from the first byte in to the last byte out, by route.",
+            labels=["route"],
+        )
+        for route, hist in list(self.metrics._latency.items()):
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, in_bucket in zip((*_LATENCY_BUCKETS, float("inf")), hist[:-1], strict=True):
+                cumulative += in_bucket
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            latency.add_metric([route], buckets, sum_value=hist[-1])
+        yield latency
