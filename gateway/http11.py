@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httptools
 
@@ -351,9 +351,13 @@ class Http11Pool:
         body: AsyncIterator[bytes] | None = None,
         *,
         content_length: int | None = None,
+        on_slow: Callable[[], None] | None = None,
+        slow_after: float = 0.2,
     ) -> Http11Response:
         """Send one request and return once the answer's headers have arrived.
 
+        `on_slow` is called once if no answer has come after `slow_after` seconds
+        (the caller may then start watching for its own client going away).
         The caller must `release()` the response. A request without a body that
         fails on a reused connection before any byte came back is retried once on
         a new connection (the backend may have closed an idle keep-alive socket).
@@ -362,13 +366,13 @@ class Http11Pool:
         try:
             conn = self._take_idle() or await self._connect()
             try:
-                return await self._exchange(conn, method, target, headers, body, content_length)
+                return await self._exchange(conn, method, target, headers, body, content_length, on_slow, slow_after)
             except ConnectionClosed:
                 if not (conn.reused and not conn.received_any and body is None and method in _IDEMPOTENT):
                     raise
                 self._discard(conn)
                 conn = await self._connect()
-                return await self._exchange(conn, method, target, headers, body, content_length)
+                return await self._exchange(conn, method, target, headers, body, content_length, on_slow, slow_after)
         except BaseException:
             self._slots.release()
             raise
@@ -386,6 +390,8 @@ class Http11Pool:
         headers: list[tuple[bytes, bytes]],
         body: AsyncIterator[bytes] | None,
         content_length: int | None,
+        on_slow: Callable[[], None] | None = None,
+        slow_after: float = 0.2,
     ) -> Http11Response:
         transport = conn.transport
         assert transport is not None
@@ -402,6 +408,16 @@ class Http11Pool:
             transport.write(b"".join(parts))
             if body is not None:
                 await self._send_body(conn, transport, body, chunked)
+            if on_slow is not None and not conn.headers_done and slow_after < self.read_timeout:
+                # One timer either way: a short first wait, then the rest of the read timeout.
+                try:
+                    await conn.wait(slow_after)
+                except ReadTimeout:
+                    if conn.error is not None:
+                        raise
+                    on_slow()
+                    while not conn.headers_done:
+                        await conn.wait(self.read_timeout - slow_after)
             while not conn.headers_done:
                 await conn.wait(self.read_timeout)
         except BaseException:

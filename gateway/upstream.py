@@ -157,7 +157,13 @@ class UpstreamPool:
         watch = _DisconnectWatch(receive) if not has_body else None
         try:
             response = await pool.request(
-                request.method, target, out_headers, body, content_length=None if chunked else length
+                request.method,
+                target,
+                out_headers,
+                body,
+                content_length=None if chunked else length,
+                on_slow=watch.start if watch is not None else None,
+                slow_after=_WATCH_AFTER,
             )
         except asyncio.CancelledError:
             if watch is not None and watch.client_gone:
@@ -281,22 +287,23 @@ async def _wait_disconnect(receive: Receive) -> None:
 class _DisconnectWatch:
     """Cancels the request when the client goes away while the backend thinks.
 
-    Watching costs a task per request, so it starts only once the backend has
-    taken longer than `_WATCH_AFTER` (a timer handle is cheap; most answers
-    arrive before it fires). Only used when the request body is fully read.
+    Watching costs a task per request, so it starts only when the client's
+    `Http11Pool.request` reports the backend slow (`on_slow`, after
+    `_WATCH_AFTER` seconds without an answer); most answers arrive before.
+    Only used when the request body is fully read.
     """
 
-    __slots__ = ("_handle", "_task", "_watcher", "client_gone", "receive")
+    __slots__ = ("_task", "_watcher", "client_gone", "receive")
 
     def __init__(self, receive: Receive) -> None:
         self.receive = receive
         self.client_gone = False
         self._task = asyncio.current_task()
         self._watcher: asyncio.Task[None] | None = None
-        self._handle = asyncio.get_running_loop().call_later(_WATCH_AFTER, self._start)
 
-    def _start(self) -> None:
-        self._watcher = asyncio.ensure_future(self._watch())
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -308,7 +315,6 @@ class _DisconnectWatch:
                 return
 
     def stop(self) -> None:
-        self._handle.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         if self.client_gone and self._task is not None:
