@@ -154,6 +154,8 @@ class AssertionVerifier:
         self._lock = asyncio.Lock()
         #: number of JWKS fetch attempts (for tests and diagnostics)
         self.fetch_count = 0
+        #: jti → exp of assertions already used: each is good for one request only.
+        self._seen: dict[str, float] = {}
 
     # ------------------------------------------------------------------ keys
     async def _fetch(self) -> dict[str, _PublicKey]:
@@ -272,6 +274,14 @@ class AssertionVerifier:
         methods = claims["amr"]
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
             raise InvalidAssertion("amr must be a list of strings")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise InvalidAssertion("jti must be a non-empty string")
+        if jti in self._seen:
+            raise InvalidAssertion("assertion already used (replay)")
+        if len(self._seen) > 10_000:
+            self._seen = {k: v for k, v in self._seen.items() if v > now - self._skew}
+        self._seen[jti] = float(exp)
         parts_claim = claims.get("parts")
         parts: tuple[str, ...] | None = None
         if parts_claim is not None:

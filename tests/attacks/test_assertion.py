@@ -40,3 +40,19 @@ async def test_public_route_carries_no_assertion(recorded: Recorded) -> None:
         await c.get("/api/status", headers=h)
     (pairs,) = recorded.recorder.heads()
     assert "x-portal-assertion" not in {k.lower() for k, _ in pairs}
+
+
+async def test_captured_assertion_cannot_be_replayed_on_the_same_request(recorded: Recorded) -> None:
+    async with recorded.client() as c:
+        h = await login_anna(c)
+        assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
+    (pairs,) = recorded.recorder.heads()
+    assertion = dict((k.lower(), v) for k, v in pairs)["x-portal-assertion"]
+    backend = create_backend(jwks_url=f"{recorded.url}/.well-known/jwks.json", audience="portal")
+    async with serve_asgi(backend) as url, httpx.AsyncClient(base_url=url) as b:
+        hdr = {"X-Portal-Assertion": assertion}
+        assert (await b.get("/api/lines/436641000001/usage", headers=hdr)).status_code == 200
+        # The same method and path (and another query) within the minute: the jti is spent.
+        for path in ("/api/lines/436641000001/usage", "/api/lines/436641000001/usage?x=1"):
+            r = await b.get(path, headers=hdr)
+            assert r.status_code == 401 and "replay" in r.text
