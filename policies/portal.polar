@@ -3,7 +3,8 @@
 # The rules are DOMAIN.md sections 1-3. How the gateway uses this file:
 #   1. has_relation(user, resource)  false       -> not_found (404; existence never leaks)
 #   2. allow(user, action, resource) true        -> allow
-#   3. step_up(user, action, resource) true      -> step_up (401, second factor needed)
+#   3. step_up(user, action, resource) true      -> step_up (401, second factor needed;
+#                                                   asked only for "critical" actions)
 #   4. deny_reason(user, action, resource, why)  -> deny (403) with that reason code
 #                                                   ("not_permitted" when none matches)
 # Every action is declared once with its kind (permission/2); `policy check` refuses
@@ -128,15 +129,16 @@ visible_part(user: User, contract: Contract, "business") if
     contract.is_split and user.holds_customer_number(contract.framework_customer);
 
 # ------------------------------------------------------ why a request was denied
-# Queried only after a deny; the gateway picks the most specific reason (order of
+# Queried only after a deny (the cheap permission/2 test before each method call keeps
+# that query short); the gateway picks the most specific reason (order of
 # gateway/policy/reasons.py). Reasons never name other people's data.
 deny_reason(_caller, "view_vpn", _vpn: VpnContract, "vpn_in_business_station");
 deny_reason(_caller, "change_vpn", _vpn: VpnContract, "vpn_in_business_station");
 # Invariant 1: a restricted session never changes more than barrings, SIM block, own login.
 deny_reason(user: User, action: String, _resource, "restricted_session") if
-    user.restricted and permission(action, "change");
+    permission(action, "change") and user.restricted;
 deny_reason(user: User, action: String, _resource, "restricted_session") if
-    user.restricted and permission(action, "critical");
+    permission(action, "critical") and user.restricted;
 # A Benutzer-Login / SMS-TAN login sees only usage and tariff of its line.
 deny_reason(user: User, _action: String, line: Line, "line_user_scope") if
     user.uses_line(line) and not user.holds_line(line);

@@ -305,6 +305,9 @@ def _check_permissions(
     for head in facts.heads_named("step_up"):
         action = head.literal(1)
         if action is None:
+            # The engine asks step_up only for critical actions: a rule with a
+            # variable action would silently never be consulted for the others.
+            report(head.pos, "step_up rule without a literal action in its head (write one rule per action)")
             continue
         stepped.add(action)
         if action not in declared:

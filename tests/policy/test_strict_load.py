@@ -53,8 +53,8 @@ def test_typo_attribute_is_an_error_at_its_position(policy_source: str) -> None:
 
 def test_typo_attribute_on_unspecialized_variable(policy_source: str) -> None:
     bad = policy_source.replace(
-        'deny_reason(user: User, action: String, _resource, "restricted_session") if\n    user.restricted',
-        'deny_reason(user, action: String, _resource, "restricted_session") if\n    user.restrictd',
+        'deny_reason(user: User, action: String, _resource, "restricted_session") if\n    permission(action, "change") and user.restricted;',
+        'deny_reason(user, action: String, _resource, "restricted_session") if\n    permission(action, "change") and user.restrictd;',
         1,
     )
     assert bad != policy_source
@@ -90,6 +90,14 @@ def test_critical_without_step_up(policy_source: str) -> None:
     bad = policy_source.replace('permission("view_tariff", "read");', 'permission("view_tariff", "critical");')
     problems = load_errors(bad)
     assert any("critical action 'view_tariff' has no step_up rule" in p for p in problems), problems
+
+
+def test_step_up_needs_a_literal_action(policy_source: str) -> None:
+    # The engine asks step_up only for critical actions, so a catch-all step_up rule
+    # would be silently ignored for the others: refused at load instead.
+    bad = policy_source + '\nstep_up(user: User, _action: String, line: Line) if user.holds_line(line);\n'
+    problems = load_errors(bad)
+    assert any("step_up rule without a literal action" in p for p in problems), problems
 
 
 def test_route_action_must_be_declared(policy_source: str) -> None:
