@@ -39,8 +39,6 @@ class _Parser(argparse.ArgumentParser):
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.config:
-        os.environ["PORTAL_GATEWAY_CONFIG"] = args.config
     overrides: dict[str, Any] = {}
     if args.workers is not None:
         overrides["server.workers"] = args.workers
@@ -48,10 +46,9 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["server.host"] = args.host
     if args.port is not None:
         overrides["server.port"] = args.port
-    for key, value in overrides.items():
-        section, _, name = key.partition(".")
-        os.environ[f"PORTAL_GATEWAY_{section.upper()}__{name.upper()}"] = str(value)
-    settings = load_settings()  # validate before forking workers: errors name the key and file
+    # Validate before anything starts (errors name the key and the file); the
+    # process environment is only touched once we really hand over to workers.
+    settings = load_settings(args.config, overrides=overrides)
     from gateway.app import build_app
 
     configure_logging()
@@ -61,6 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
         target: Any = build_app(settings)
         factory = False
     else:
+        # Worker processes build their app from the environment (uvicorn's factory).
+        if args.config:
+            os.environ["PORTAL_GATEWAY_CONFIG"] = args.config
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            os.environ[f"PORTAL_GATEWAY_{section.upper()}__{name.upper()}"] = str(value)
         target, factory = "gateway.app:create_app", True
     uvicorn.run(
         target,

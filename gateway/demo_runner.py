@@ -7,7 +7,6 @@ Stops the backend when the gateway stops.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -83,11 +82,15 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8
             print(f"portal-gateway demo: port {p} on {host} is already in use (stop what runs there first)",
                   file=sys.stderr)
             return 2
-    os.environ["PORTAL_GATEWAY_SERVER__PORT"] = str(port)
-    os.environ["PORTAL_GATEWAY_SERVER__HOST"] = host
-    os.environ["PORTAL_GATEWAY_SERVER__PUBLIC_URL"] = f'"http://{host}:{port}"'
-    os.environ["PORTAL_GATEWAY_UPSTREAMS__PORTAL__URL"] = f'"http://{host}:{backend_port}"'
-    settings = load_settings(config_path)
+    settings = load_settings(
+        config_path,
+        overrides={
+            "server.port": port,
+            "server.host": host,
+            "server.public_url": f"http://{host}:{port}",
+            "upstreams.portal": {"url": f"http://{host}:{backend_port}"},
+        },
+    )
     data_dir = settings.path(settings.server.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)

@@ -73,7 +73,7 @@ async def _components(settings: Any, tmp: Path) -> Any:
     """The parts of the gateway, as build_components is to build them (used until it does)."""
     from prometheus_client import CollectorRegistry
 
-    from gateway.app import Components
+    from gateway.components import Components
     from gateway.auth.component import build_auth
     from gateway.auth.seed import seed_demo_accounts
     from gateway.auth.web import message_lookup
@@ -140,6 +140,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Running]:
             "server.data_dir": str(tmp_path),
             "server.access_log": False,
             "database.url": f"sqlite+aiosqlite:///{tmp_path}/portal.db",
+            "directory.seed_file": str(REPO / "demo" / "directory.yaml"),
             "policy.decision_log": "off",
             "policy.watch": False,
             "upstreams.portal": {"url": be_url},

@@ -26,7 +26,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("PORTAL_GATEWAY_"):
             monkeypatch.delenv(name)
     for name in ("CONFIG", "SERVER__WORKERS", "SERVER__HOST", "SERVER__PORT"):
-        monkeypatch.delenv("PORTAL_GATEWAY_" + name, raising=False)
+        # setenv first so that monkeypatch records "absent" and removes whatever a
+        # command under test writes (delenv of an absent name records nothing).
+        monkeypatch.setenv("PORTAL_GATEWAY_" + name, "")
+        monkeypatch.delenv("PORTAL_GATEWAY_" + name)
 
 
 def one_error_line(err: str) -> str:
