@@ -73,10 +73,10 @@ async def _components(settings: Any, tmp: Path) -> Any:
     """The parts of the gateway, as build_components is to build them (used until it does)."""
     from prometheus_client import CollectorRegistry
 
-    from gateway.components import Components
     from gateway.auth.component import build_auth
     from gateway.auth.seed import seed_demo_accounts
     from gateway.auth.web import message_lookup
+    from gateway.components import Components
     from gateway.database import Database
     from gateway.directory.memory import MemoryDirectory
     from gateway.directory.proofs import ProofHasher, ProofHashers
