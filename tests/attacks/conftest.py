@@ -17,8 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.app import build_app
-from gateway.settings import load_settings
-from tests.integration.conftest import ROOT, Portal, portal  # noqa: F401 - fixture re-export
+from tests.integration.conftest import ROOT, Portal, portal, portal_settings  # noqa: F401 - fixture re-export
 from tests.servers.gateway import serve_asgi
 from tests.servers.misbehaving import free_port
 
@@ -167,25 +166,7 @@ class Recorded:
 
 
 def gateway_settings(tmp_path: Path, gw_port: int, upstream: str, outbox: Path) -> object:
-    return load_settings(
-        ROOT / "config" / "demo.toml",
-        environ={},
-        overrides={
-            "server.port": gw_port,
-            "server.public_url": f"http://127.0.0.1:{gw_port}",
-            "server.data_dir": str(tmp_path),
-            "database.url": f"sqlite+aiosqlite:///{tmp_path}/portal.db",
-            "directory.seed_file": str(ROOT / "demo" / "directory.yaml"),
-            "policy.path": str(ROOT / "policies" / "portal.polar"),
-            "policy.tests": str(ROOT / "policies" / "tests"),
-            "policy.watch": False,
-            "policy.decision_log": str(tmp_path / "decisions.jsonl"),
-            "routes.path": str(ROOT / "config" / "routes.toml"),
-            "sms.outbox_path": str(outbox),
-            "sms.sender": "outbox",
-            "upstreams.portal": {"url": upstream},
-        },
-    )
+    return portal_settings(tmp_path, gw_port, upstream, **{"sms.outbox_path": str(outbox)})
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from demo.backend import create_app as create_backend
 from gateway.app import build_app
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from tests.servers.gateway import serve_asgi
 from tests.servers.misbehaving import free_port
 
@@ -57,30 +58,36 @@ class Portal:
         return match.group(1)
 
 
+def portal_overrides(tmp_path: Path, gw_port: int, upstream_url: str) -> dict[str, Any]:
+    """config/demo.toml on temporary paths: the whole gateway, embedded defaults."""
+    return {
+        "server.port": gw_port,
+        "server.public_url": f"http://127.0.0.1:{gw_port}",
+        "server.data_dir": str(tmp_path),
+        "database.url": f"sqlite+aiosqlite:///{tmp_path}/portal.db",
+        "directory.seed_file": str(ROOT / "demo" / "directory.yaml"),
+        "policy.path": str(ROOT / "policies" / "portal.polar"),
+        "policy.tests": str(ROOT / "policies" / "tests"),
+        "policy.watch": False,
+        "policy.decision_log": str(tmp_path / "decisions.jsonl"),
+        "routes.path": str(ROOT / "config" / "routes.toml"),
+        "sms.outbox_path": str(tmp_path / "sms-outbox.jsonl"),
+        "sms.sender": "outbox",
+        "upstreams.portal": {"url": upstream_url},
+    }
+
+
+def portal_settings(tmp_path: Path, gw_port: int, upstream_url: str, **extra: Any) -> Settings:
+    overrides = {**portal_overrides(tmp_path, gw_port, upstream_url), **extra}
+    return load_settings(ROOT / "config" / "demo.toml", environ={}, overrides=overrides)
+
+
 @pytest.fixture
 async def portal(tmp_path: Path) -> AsyncIterator[Portal]:
     gw_port = free_port()
     backend_port = free_port()
     outbox = tmp_path / "sms-outbox.jsonl"
-    settings = load_settings(
-        ROOT / "config" / "demo.toml",
-        environ={},
-        overrides={
-            "server.port": gw_port,
-            "server.public_url": f"http://127.0.0.1:{gw_port}",
-            "server.data_dir": str(tmp_path),
-            "database.url": f"sqlite+aiosqlite:///{tmp_path}/portal.db",
-            "directory.seed_file": str(ROOT / "demo" / "directory.yaml"),
-            "policy.path": str(ROOT / "policies" / "portal.polar"),
-            "policy.tests": str(ROOT / "policies" / "tests"),
-            "policy.watch": False,
-            "policy.decision_log": str(tmp_path / "decisions.jsonl"),
-            "routes.path": str(ROOT / "config" / "routes.toml"),
-            "sms.outbox_path": str(outbox),
-            "sms.sender": "outbox",
-            "upstreams.portal": {"url": f"http://127.0.0.1:{backend_port}"},
-        },
-    )
+    settings = portal_settings(tmp_path, gw_port, f"http://127.0.0.1:{backend_port}")
     log = io.StringIO()
     app = build_app(settings, registry=CollectorRegistry(), access_log_stream=log)
     backend = create_backend(jwks_url=f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", audience="portal")

@@ -27,6 +27,9 @@ from tests.integration.conftest import (
     Portal,
     portal,  # noqa: F401  (the integration fixture, as-is)
 )
+from tests.integration.conftest import (
+    portal_overrides as integration_overrides,
+)
 from tests.servers.gateway import serve_asgi
 from tests.servers.misbehaving import free_port
 
@@ -40,21 +43,7 @@ class Running:
 
 def portal_overrides(tmp_path: Path, gw_port: int, backend_port: int) -> dict[str, Any]:
     """The integration fixture's settings (demo.toml on temp paths)."""
-    return {
-        "server.port": gw_port,
-        "server.public_url": f"http://127.0.0.1:{gw_port}",
-        "server.data_dir": str(tmp_path),
-        "database.url": f"sqlite+aiosqlite:///{tmp_path}/portal.db",
-        "directory.seed_file": str(ROOT / "demo" / "directory.yaml"),
-        "policy.path": str(ROOT / "policies" / "portal.polar"),
-        "policy.tests": str(ROOT / "policies" / "tests"),
-        "policy.watch": False,
-        "policy.decision_log": str(tmp_path / "decisions.jsonl"),
-        "routes.path": str(ROOT / "config" / "routes.toml"),
-        "sms.outbox_path": str(tmp_path / "sms-outbox.jsonl"),
-        "sms.sender": "outbox",
-        "upstreams.portal": {"url": f"http://127.0.0.1:{backend_port}"},
-    }
+    return integration_overrides(tmp_path, gw_port, f"http://127.0.0.1:{backend_port}")
 
 
 @asynccontextmanager
