@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
 	    command -v $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp
+.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -17,11 +17,17 @@ check-python:
 	  echo "Install one (e.g. apt-get install python3.11 python3.11-venv, or pyenv install 3.11) and retry,"; \
 	  echo "or point make at it: make PYTHON=/path/to/python3.11 ..."; exit 1; fi
 
+$(BIN)/.installed-demo: pyproject.toml | check-python
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
 $(BIN)/.installed: pyproject.toml | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $@
+	@touch $@ $(BIN)/.installed-demo
 
 venv: $(BIN)/.installed
 
@@ -31,7 +37,7 @@ tests/idp/node_modules/.installed: tests/idp/package.json tests/idp/package-lock
 
 idp: tests/idp/node_modules/.installed
 
-demo: venv
+demo: $(BIN)/.installed-demo
 	$(BIN)/portal-gateway demo
 
 lint: venv
@@ -44,8 +50,20 @@ policytest: venv
 	$(BIN)/portal-gateway policy check
 	$(BIN)/portal-gateway policy test
 
-pytest: venv idp
-	$(BIN)/pytest -q -p no:cacheprovider
+# The real parts the tests drive: Chromium (login pages), nginx and Caddy (forward-auth), wrk (bench).
+# Installed with apt when running as root; otherwise make stops and prints the command.
+TEST_PARTS := chromium:chromium nginx:nginx-light caddy:caddy wrk:wrk
+parts:
+	@missing=""; for pair in $(TEST_PARTS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "make test needs:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; fi
+
+pytest: venv idp parts
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 test: lint typecheck policytest pytest
 
