@@ -4,16 +4,82 @@ With ``server.cookie_secure`` (the default) the session and CSRF cookies carry t
 ``__Host-`` prefix (Secure, Path=/, no Domain: a sibling host cannot set or
 overwrite them). A plain-HTTP demo turns that off and the prefix goes with it,
 because browsers refuse ``__Host-`` cookies without Secure.
+
+The gateway's one Cookie-header parser lives here too (`parse`, `of_headers`,
+`of_request`): the data plane (/api) and /auth must see the same person on the
+same request, so both read cookies through it. It is tolerant the way browsers
+are: each ``;``-separated pair stands alone, so one odd cookie (a consent banner's
+``x={"a":1}``, a value with spaces or commas) never hides the others — the
+stdlib's `SimpleCookie` drops the whole header on such a pair. When a name occurs
+twice the first one wins: browsers send the cookie with the longer path first,
+and that is what other servers (Go's net/http, PHP) take.
+
+`without` rebuilds a Cookie header minus named cookies, so the gateway's own
+credentials never reach a backend.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["CookiePolicy"]
+__all__ = ["CookiePolicy", "of_headers", "of_request", "parse", "without"]
+
+
+def _unquote(value: str) -> str:
+    # Starlette's `set_cookie` quotes values with special characters; tokens have none,
+    # but a quoted value must read back as what was set.
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _pairs(header: str) -> Iterable[tuple[str, str]]:
+    for chunk in header.split(";"):
+        name, eq, value = chunk.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            continue  # a bare word or "=x" names no cookie
+        yield name, _unquote(value.strip())
+
+
+def parse(header: str) -> dict[str, str]:
+    """Every cookie of a Cookie header value; the first of a repeated name wins."""
+    jar: dict[str, str] = {}
+    for name, value in _pairs(header):
+        jar.setdefault(name, value)
+    return jar
+
+
+def of_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The cookies of raw ASGI headers (several Cookie headers are one list, RFC 9113 8.2.3)."""
+    parts = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
+    return parse("; ".join(parts)) if parts else {}
+
+
+def of_request(request: Request) -> dict[str, str]:
+    """`of_headers` for a Starlette request: use this, never ``request.cookies``."""
+    return of_headers(request.scope.get("headers", []))
+
+
+def without(header_value: bytes | str, *names: str) -> bytes | None:
+    """The Cookie header with every cookie called one of `names` removed; None when nothing is left.
+
+    The other pairs are kept byte for byte and in order (a backend may depend on
+    either), joined with ``"; "``. A pair the parser ignores (a bare word) is kept:
+    it is not ours to judge.
+    """
+    raw = header_value.encode("latin-1") if isinstance(header_value, str) else header_value
+    drop = {name.encode("latin-1") for name in names}
+    kept = [
+        chunk.strip()
+        for chunk in raw.split(b";")
+        if chunk.strip() and chunk.partition(b"=")[0].strip() not in drop
+    ]
+    return b"; ".join(kept) if kept else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +110,7 @@ class CookiePolicy:
         response.delete_cookie(self.session_name, path="/", secure=self.secure, httponly=True, samesite="lax")
 
     def session_token(self, request: Request) -> str | None:
-        return request.cookies.get(self.session_name) or None
+        return of_request(request).get(self.session_name) or None
 
     def set_csrf(self, response: Response, token: str) -> None:
         response.set_cookie(

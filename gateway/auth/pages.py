@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.auth.cookies import of_request
 from gateway.auth.login import LoginResult, session_data_for
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.services import AuthServices
@@ -88,7 +89,7 @@ class Pages:
         return language_of(request, self.s.config.web.default_language, form)
 
     def _csrf(self, request: Request) -> tuple[str, bool]:
-        existing = request.cookies.get(self.s.cookies.csrf_name)
+        existing = of_request(request).get(self.s.cookies.csrf_name)
         if existing and 20 <= len(existing) <= 100:
             return existing, False
         return new_csrf_token(), True

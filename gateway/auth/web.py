@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth.cookies import of_request
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.texts import reason_text
 from gateway.errors import Forbidden, GatewayError, ServiceUnavailable
@@ -90,7 +91,7 @@ def language_of(request: Request, default: str = "de", form: Mapping[str, Any] |
     for candidate in (
         (form or {}).get("lang"),
         request.query_params.get("lang"),
-        request.cookies.get("pg_lang"),
+        of_request(request).get("pg_lang"),
     ):
         if candidate in ("de", "en"):
             return str(candidate)
@@ -117,7 +118,7 @@ def check_origin(request: Request, public_origin: str) -> None:
 
 def check_csrf(request: Request, form_token: str | None, cookie_name: str, public_origin: str) -> None:
     check_origin(request, public_origin)
-    cookie = request.cookies.get(cookie_name)
+    cookie = of_request(request).get(cookie_name)
     if not cookie or not form_token or not hmac.compare_digest(cookie.encode(), form_token.encode()):
         raise Forbidden("csrf_failed")
 

@@ -8,10 +8,10 @@ of anonymity). All None means anonymous.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http.cookies import CookieError, SimpleCookie
 
 from starlette.types import Scope
 
+from gateway.auth import cookies
 from gateway.auth.base import Authenticator, Credentials
 from gateway.middleware.canonicalize import CanonicalRequest
 from gateway.principal import Principal
@@ -19,26 +19,17 @@ from gateway.principal import Principal
 __all__ = ["AuthenticationStage", "credentials_from_scope"]
 
 
-def _cookies(raw: str) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return {}
-    return {k: m.value for k, m in jar.items()}
-
-
 def credentials_from_scope(scope: Scope, request: CanonicalRequest) -> Credentials:
     authorization: str | None = None
-    cookie = ""
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
-        elif name == b"cookie":
-            cookie = (cookie + "; " if cookie else "") + value.decode("latin-1")
+    # The one cookie parser of the gateway: /auth reads cookies through it as well, so
+    # a request is the same person on /api and on /auth (issue: SimpleCookie dropped
+    # the whole header on one odd cookie).
     return Credentials(
         authorization=authorization,
-        cookies=_cookies(cookie) if cookie else {},
+        cookies=cookies.of_headers(scope["headers"]),
         client_ip=request.client_ip,
         method=request.method,
         path=request.path,
