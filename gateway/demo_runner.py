@@ -7,6 +7,7 @@ Stops the backend when the gateway stops.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -70,13 +71,31 @@ def _port_free(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) != 0
 
 
+def _project_root() -> Path | None:
+    """The checkout that holds config/demo.toml: the working directory, else the package's parent."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (candidate / "config" / "demo.toml").is_file():
+            return candidate
+    return None
+
+
 def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8081, config: str | None = None) -> int:
     import uvicorn
 
     from gateway.app import build_app
 
-    root = Path.cwd()
-    config_path = Path(config) if config else root / "config" / "demo.toml"
+    root = _project_root()
+    if root is None and config is None:
+        print("portal-gateway demo: no config/demo.toml here or beside the installed package; run it from a "
+              "checkout of portal-gateway (cd portal-gateway && portal-gateway demo) or pass --config FILE",
+              file=sys.stderr)
+        return 2
+    config_path = Path(config).resolve() if config else None
+    root = root or Path.cwd()
+    # Paths in the demo configuration (var/demo, demo/directory.yaml, policies/) are relative to the
+    # checkout, so the demo runs there whatever directory it was started from.
+    os.chdir(root)
+    config_path = config_path or root / "config" / "demo.toml"
     for p in (port, backend_port):
         if not _port_free(host, p):
             print(f"portal-gateway demo: port {p} on {host} is already in use (stop what runs there first)",

@@ -1,0 +1,52 @@
+"""`portal-gateway demo` works from any directory: it runs in the checkout beside the package."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "portal-gateway"
+    if not exe.exists():
+        pytest.fail("the portal-gateway console script is not installed in this environment")
+    port, backend_port = _free_port(), _free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [str(exe), "demo", "--port", str(port), "--backend-port", str(backend_port)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as answer:
+                    status = json.loads(answer.read())
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert status is not None, "the demo did not answer /api/status"
+        assert status["status"] == "ok"
+        assert not (tmp_path / "var").exists(), "the demo wrote its state into the directory it was started from"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
