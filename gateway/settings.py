@@ -375,3 +375,48 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f'{src}: directory.url is required when directory.backend = "http"')
     if s.directory.seed_file and not s.path(s.directory.seed_file).is_file():
         raise SettingsError(f"{src}: directory.seed_file: file not found: {s.directory.seed_file}")
+    _validate_connections(s)
+
+
+#: The async SQLAlchemy drivers the gateway runs on (a sync driver would block the event loop).
+_DATABASE_DRIVERS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql"}
+
+
+def _validate_connections(s: Settings) -> None:
+    """URLs and sinks that would otherwise pass here and then fail at start with a traceback."""
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    src = s.source
+    try:
+        db = make_url(s.database.url)
+    except ArgumentError:
+        raise SettingsError(f"{src}: database.url is not a database URL (expected e.g. "
+                            "postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///var/portal.db)") from None
+    if db.drivername not in _DATABASE_DRIVERS:
+        family = db.drivername.split("+", 1)[0]
+        hint = next((d for d, f in _DATABASE_DRIVERS.items() if f == family), None)
+        shown = db.render_as_string(hide_password=True)
+        raise SettingsError(
+            f"{src}: database.url {shown!r} uses driver {db.drivername!r}, which the gateway cannot run on"
+            + (f": write {hint}://… (the async driver)" if hint else
+               f"; supported: {', '.join(sorted(_DATABASE_DRIVERS))}")
+        )
+    if s.store.backend == "redis":
+        store = urlsplit(s.store.url)
+        if store.scheme not in ("redis", "rediss", "unix") or (store.scheme != "unix" and not store.hostname):
+            raise SettingsError(
+                f"{src}: store.url must be a redis://host:port/db, rediss://… or unix:///path URL, "
+                f"got {urlsplit(s.store.url)._replace(netloc=store.hostname or '').geturl()!r}"
+            )
+    sink = s.policy.decision_log
+    if sink not in ("stdout", "off"):
+        if sink in ("stderr", "-", "") or sink.endswith("/"):
+            raise SettingsError(
+                f'{src}: policy.decision_log must be "stdout", "off" or a file path, got {sink!r}'
+            )
+        parent = s.path(sink).parent
+        if parent.exists() and not parent.is_dir():
+            raise SettingsError(f"{src}: policy.decision_log: {parent} is not a directory")
