@@ -105,8 +105,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(host=args.host, port=args.port, backend_port=args.backend_port)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("portal-gateway")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="portal-gateway", description="Policy-as-code authorization gateway for the portal.")
+    parser.add_argument("--version", action="version", version=f"portal-gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", help="run the gateway")

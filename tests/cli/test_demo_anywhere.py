@@ -50,3 +50,12 @@ def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("portal-gateway 0.")
