@@ -33,11 +33,23 @@ __all__ = [
 
 RESOURCE_TYPES = frozenset({"line", "contract", "invoice", "customer", "vpn"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
-_LITERAL = re.compile(r"^[A-Za-z0-9._~!$&'()*+,=:@-]+$")
-_ACTION = re.compile(r"^[a-z][a-z0-9_]*$")
+# Used with fullmatch only: `$` would also match before a trailing "\n".
+_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_LITERAL = re.compile(r"[A-Za-z0-9._~!$&'()*+,=:@-]+")
+_ACTION = re.compile(r"[a-z][a-z0-9_]*")
 _ROUTE_KEYS = frozenset(
-    {"methods", "path", "action", "resource", "param", "upstream", "public", "params", "name"}
+    {
+        "methods",
+        "path",
+        "action",
+        "resource",
+        "param",
+        "upstream",
+        "public",
+        "params",
+        "name",
+        "pass_authorization",
+    }
 )
 
 
@@ -72,6 +84,10 @@ class Route:
     param_patterns: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
     segments: tuple[str, ...] = ()
     param_names: tuple[str, ...] = ()
+    #: Forward the client's own ``Authorization`` header to this route's backend
+    #: (off by default: a bearer the gateway checked works on every route, so a
+    #: backend must not hold it). A ``pgs_`` session token never leaves, even here.
+    pass_authorization: bool = False
 
     def accepts(self, params: Mapping[str, str]) -> bool:
         return all(p.fullmatch(params[name]) is not None for name, p in self.param_patterns.items())
@@ -124,7 +140,7 @@ class RouteTable:
         for route in self.routes:
             node = self._root
             for seg in route.segments:
-                m = _PARAM.match(seg)
+                m = _PARAM.fullmatch(seg)
                 if m:
                     if node.param is None:
                         node.param = _Node()
@@ -253,14 +269,14 @@ def _parse_route(raw: Any, index: int, source: str, upstreams: frozenset[str] | 
     for seg in segments:
         if not seg:
             raise _fail(source, index, where + "empty segment ('//' or trailing '/') in template")
-        m = _PARAM.match(seg)
+        m = _PARAM.fullmatch(seg)
         if m:
             if m.group(1) in names:
                 raise _fail(source, index, where + f"duplicate parameter {{{m.group(1)}}}")
             names.append(m.group(1))
         elif "{" in seg or "}" in seg:
             raise _fail(source, index, where + f"bad template segment {seg!r} (use a whole segment: {{name}})")
-        elif not _LITERAL.match(seg) or seg in (".", ".."):
+        elif not _LITERAL.fullmatch(seg) or seg in (".", ".."):
             raise _fail(source, index, where + f"bad literal segment {seg!r}")
     upstream = raw.get("upstream")
     if not isinstance(upstream, str) or not upstream:
@@ -271,6 +287,9 @@ def _parse_route(raw: Any, index: int, source: str, upstreams: frozenset[str] | 
     public = raw.get("public", False)
     if not isinstance(public, bool):
         raise _fail(source, index, where + "public must be true or false")
+    pass_authorization = raw.get("pass_authorization", False)
+    if not isinstance(pass_authorization, bool):
+        raise _fail(source, index, where + "pass_authorization must be true or false")
     action = raw.get("action")
     resource = raw.get("resource")
     param = raw.get("param")
@@ -278,7 +297,7 @@ def _parse_route(raw: Any, index: int, source: str, upstreams: frozenset[str] | 
         if action is not None or resource is not None or param is not None:
             raise _fail(source, index, where + "a public route has no action, resource or param")
     else:
-        if not isinstance(action, str) or not _ACTION.match(action):
+        if not isinstance(action, str) or not _ACTION.fullmatch(action):
             raise _fail(source, index, where + f"action must be a snake_case name, got {action!r}")
         if resource not in RESOURCE_TYPES:
             allowed = ", ".join(sorted(RESOURCE_TYPES))
@@ -313,6 +332,7 @@ def _parse_route(raw: Any, index: int, source: str, upstreams: frozenset[str] | 
         param_patterns=patterns,
         segments=segments,
         param_names=tuple(names),
+        pass_authorization=pass_authorization,
     )
 
 
@@ -320,7 +340,7 @@ def _overlaps(a: Route, b: Route) -> bool:
     if len(a.segments) != len(b.segments) or not (a.methods & b.methods):
         return False
     for sa, sb in zip(a.segments, b.segments, strict=True):
-        if sa != sb and not (_PARAM.match(sa) or _PARAM.match(sb)):
+        if sa != sb and not (_PARAM.fullmatch(sa) or _PARAM.fullmatch(sb)):
             return False
     return True
 

@@ -29,8 +29,9 @@ from gateway.principal import Principal
 
 __all__ = ["OidcBearerAuthenticator", "peek_issuer"]
 
-_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+# fullmatch only: with `$` a client id "svc\n" passed and became an X-Portal-Subject value.
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
 def peek_issuer(token: str) -> str | None:
@@ -49,7 +50,7 @@ def peek_issuer(token: str) -> str | None:
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     raw = claims.get("scope", "")
     items = raw.split(" ") if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    if not all(isinstance(s, str) and _SCOPE.match(s) for s in items if s):
+    if not all(isinstance(s, str) and _SCOPE.fullmatch(s) for s in items if s):
         raise TokenRejected("oidc_token_claims", "scope claim malformed")
     return frozenset(s for s in items if s)
 
@@ -87,7 +88,7 @@ class OidcBearerAuthenticator:
                 raise TokenRejected(
                     "oidc_service_client_refused", "service clients are not accepted"
                 )
-            if not _CLIENT_ID.match(client_id):
+            if not _CLIENT_ID.fullmatch(client_id):
                 raise TokenRejected("oidc_token_claims", "client_id malformed")
             return Principal(
                 subject=f"client:{client_id}",
