@@ -42,8 +42,10 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _PATH_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/%")
 #: "/" and segments of unreserved and sub-delim characters, none empty (a trailing "/"
 #: is allowed), none "." or "..": such a path is canonical as it stands.
-_PLAIN_PATH = re.compile(rb"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
-_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
+#: Security patterns are used with `fullmatch` and end with ``\Z``, never ``$``: ``$`` also
+#: matches before a trailing "\n", so ``host\n`` would pass a ``^…$`` check.
+_PLAIN_PATH = re.compile(rb"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
+_HOST = re.compile(r"[a-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
 
 #: Headers removed from every request, compared after lowercasing and '_' → '-'.
 _STRIP_EXACT = frozenset(
@@ -191,6 +193,39 @@ class CanonicalizeMiddleware:
         #: Decoded segments of recently seen canonical paths (only paths that passed).
         self._segments: dict[bytes, tuple[str, ...]] = {}
 
+    def _client_from_chain(self, xff: bytes, peer: str) -> tuple[str, str]:
+        """The client address and the chain to forward, read right to left from a trusted peer.
+
+        Each hop is checked with `ipaddress` before it can become `client_ip`, which
+        rate limits, the policy and the backend all believe. A hop that is no IP
+        address where we still trust the chain (the peer or a trusted proxy wrote
+        it) is a 400: guessing would either lump every client under the proxy's
+        address or let the text pass as an address. Hops left of the client were
+        written by the client itself: they are neither judged nor forwarded.
+        """
+        hops = [h.strip() for h in xff.decode("latin-1").split(",")]
+        kept: list[str] = []
+        for hop in reversed(hops):
+            try:
+                ip = ipaddress.ip_address(hop)
+            except ValueError:
+                raise _bad(
+                    "bad_forwarded_for", "a trusted proxy sent an X-Forwarded-For hop that is not an IP address"
+                ) from None
+            if isinstance(ip, ipaddress.IPv6Address):
+                if ip.scope_id is not None:
+                    # A zone ("%eth0") is free text and means nothing beyond the proxy's host.
+                    raise _bad("bad_forwarded_for", "an X-Forwarded-For hop carries an IPv6 zone")
+                # One spelling per client: ::ffff:192.0.2.1 is 192.0.2.1 (rate limits, trust).
+                ip = ip.ipv4_mapped or ip
+            address = str(ip)
+            kept.append(address)
+            if not self.trusted.trusts(address):
+                break
+        # Every hop trusted: the leftmost is as close to the client as we can name.
+        client_ip = kept[-1]
+        return client_ip, ", ".join([*reversed(kept), peer])
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -241,21 +276,14 @@ class CanonicalizeMiddleware:
         scheme: str = scope.get("scheme", "http")
         chain = peer
         if self.trusted and self.trusted.trusts(peer):
-            if xff:
-                hops = [h.strip() for h in xff.decode("latin-1").split(",") if h.strip()]
-                # Right to left: the first hop we do not trust is the client.
-                client_ip = hops[0] if hops else peer
-                for hop in reversed(hops):
-                    if not self.trusted.trusts(hop):
-                        client_ip = hop
-                        break
-                chain = ", ".join([*hops, peer])
+            if xff and xff.strip():
+                client_ip, chain = self._client_from_chain(xff, peer)
             if xfp in (b"http", b"https"):
                 scheme = xfp.decode()
             if xfh:
                 host = xfh
         host_str = host.decode("latin-1").strip().lower()
-        if host_str and not _HOST.match(host_str):
+        if host_str and not _HOST.fullmatch(host_str):
             raise _bad("bad_host", "the Host header is not a valid host name")
         request_id: str = scope.get(REQUEST_ID_KEY) or secrets.token_hex(16)
         scope["headers"] = kept

@@ -33,7 +33,10 @@ PRINCIPAL_KEY = "gateway.principal"
 DECISION_KEY = "gateway.decision"
 #: The status sent to the client, recorded by whoever started the answer.
 STATUS_KEY = "gateway.status"
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+#: The only shape of a client's X-Request-Id that is adopted (anything else gets a fresh
+#: id): it goes into logs, the assertion and the backend's headers. Used with fullmatch:
+#: ``$`` would also accept a trailing "\n".
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 log = logging.getLogger("gateway")
 
 
@@ -81,7 +84,7 @@ class ContextMiddleware:
         accept = b""
         accept_language = b""
         for name, value in scope["headers"]:
-            if name == b"x-request-id" and _REQUEST_ID.match(value):
+            if name == b"x-request-id" and _REQUEST_ID.fullmatch(value):
                 request_id = value.decode()
             elif name == b"accept":
                 accept = value
