@@ -118,7 +118,10 @@ def build_auth(
     accounts = Accounts(db, box=SecretBox(key), clock=clock)
     sessions = Sessions(store, config.sessions, clock)
     hashing = PasswordHashing(
-        time_cost=a.argon2_time_cost, memory_kib=a.argon2_memory_kib, parallelism=a.argon2_parallelism
+        time_cost=a.argon2_time_cost,
+        memory_kib=a.argon2_memory_kib,
+        parallelism=a.argon2_parallelism,
+        max_concurrent=a.argon2_max_concurrent,
     )
     password_policy = PasswordPolicy(common=common, min_length=a.password_min_length)
     totp = Totp(store, config.totp, clock)

@@ -37,6 +37,8 @@ class AuthSettings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    #: Argon2 hashes that may run at once (each holds argon2_memory_kib); 0 = two per core.
+    argon2_max_concurrent: int = 0
     #: Where a browser goes after login when no (safe) ``next`` was given.
     default_next: str = "/auth/account"
     #: The OIDC login link on the login page; "" hides the button.

@@ -6,24 +6,32 @@ list (`data/common-passwords.txt`) or such a word followed only by digits and
 punctuation ("password2025!"), the way people stretch short passwords.
 
 Hashing is Argon2id (argon2-cffi) and runs in a worker thread: it is meant to be
-slow and must not stall the event loop. Verifying an unknown login still hashes
+slow and must not stall the event loop. At most `max_concurrent` hashes run at
+once (an asyncio semaphore; default two per core): each one holds
+`memory_kib` (64 MiB by default) while it runs, so an unbounded password flood
+would exhaust memory and the thread pool before the regulator locks anything.
+Waiting callers queue on the semaphore, not in threads. Verifying an unknown login still hashes
 against a fixed dummy hash, so the answer time does not tell whether a login exists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 __all__ = ["PasswordHashing", "PasswordPolicy", "load_common_passwords"]
 
+_T = TypeVar("_T")
 _TRAILING = re.compile(r"[\d\W_]+$")
 
 
@@ -68,12 +76,31 @@ class PasswordPolicy:
 class PasswordHashing:
     """Argon2id hash and verify, off the event loop."""
 
-    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        time_cost: int = 3,
+        memory_kib: int = 65536,
+        parallelism: int = 4,
+        max_concurrent: int = 0,
+    ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         self._dummy = self._hasher.hash("dummy password for unknown logins")
+        self.max_concurrent = max_concurrent if max_concurrent > 0 else 2 * (os.cpu_count() or 1)
+        self._slots = asyncio.Semaphore(self.max_concurrent)
+        #: Hashes running right now (never above `max_concurrent`; tests and metrics read it).
+        self.running = 0
+
+    async def _off_loop(self, fn: Callable[[], _T]) -> _T:
+        async with self._slots:
+            self.running += 1
+            try:
+                return await asyncio.to_thread(fn)
+            finally:
+                self.running -= 1
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._off_loop(lambda: self._hasher.hash(password))
 
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
@@ -83,7 +110,7 @@ class PasswordHashing:
 
     async def verify(self, stored: str | None, password: str) -> bool:
         """True when `password` matches `stored`; `stored=None` costs the same and is False."""
-        return await asyncio.to_thread(self._verify, stored, password)
+        return await self._off_loop(lambda: self._verify(stored, password))
 
     def needs_rehash(self, stored: str) -> bool:
         return bool(self._hasher.check_needs_rehash(stored))

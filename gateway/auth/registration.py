@@ -3,7 +3,8 @@
 Order of checks, chosen so that nothing leaks before a correct proof:
 
 1. input shape and the password rules (they depend only on what was typed);
-2. the regulator: a locked identifier (or client address) fails like a wrong proof;
+2. the regulator: the attempt is reserved first; one over the limit (or a locked
+   identifier or client address) fails like a wrong proof;
 3. what the identifier names (`resolve_registration_target`); an unknown one
    fails like a wrong proof;
 4. the policy verdict (`can_register`, decided in portal.polar). A refusal that
@@ -95,20 +96,24 @@ class Registrar:
         if not ident or not proof:
             raise InvalidInput("bad_request", "identifier" if not ident else "proof")
         failed = SecretRejected("registration_failed")
-        if await self._regulator.locked("proof", ident, client_ip=client_ip):
-            await self._regulator.fail("proof", ident, client_ip=client_ip)
+        # Reserved before anything is looked up or compared: parallel guesses of a PUK,
+        # an invoice number or a Kundenkennwort each take a count of their own.
+        attempt = await self._regulator.reserve("proof", ident, client_ip=client_ip)
+        if not attempt.allowed:
+            await self._regulator.fail(attempt)
             raise failed
         target = await self._resolve(self._directory, ident)
         if target is None:
-            await self._regulator.fail("proof", ident, client_ip=client_ip)
+            await self._regulator.fail(attempt)
             raise failed
         verdict = self._policy.can_register(target, proof_type)
         if not verdict.allowed and verdict.hint_url:
+            await self._regulator.release(attempt)  # refused whatever the proof: none was compared
             raise RegistrationRefused(verdict.reason, verdict.hint_url)
         if not await self._proof_holds(target, proof_type, proof, client_ip):
-            await self._regulator.fail("proof", ident, client_ip=client_ip)
+            await self._regulator.fail(attempt)
             raise failed
-        await self._regulator.succeed("proof", ident)
+        await self._regulator.succeed(attempt)
         if not verdict.allowed or verdict.role is None or verdict.access_level is None:
             raise RegistrationRefused(verdict.reason or "registration_not_possible", verdict.hint_url)
         return target, verdict
@@ -154,9 +159,8 @@ class Registrar:
             raise InvalidInput(problem, "password")
         target, verdict = await self.check_proof(identifier, proof_type, proof, client_ip=client_ip)
         assert verdict.role is not None and verdict.access_level is not None
-        if verdict.role != "customer" and verdict.bound_msisdn is not None:
-            if await self._accounts.find_bound(verdict.role, bound_msisdn=verdict.bound_msisdn):
-                raise Conflict("already_registered")
+        if await self.already_registered(verdict):
+            raise Conflict("already_registered")
         person_id = None if verdict.role == "customer" else await self._person_of(target)
         try:
             account = await self._accounts.create(
@@ -175,6 +179,17 @@ class Registrar:
         except AccountExists as exc:
             raise Conflict(exc.reason) from exc
         return Registered(account, target, verdict)
+
+    async def already_registered(self, verdict: RegistrationVerdict) -> bool:
+        """Step 6's duplicate rule: the line already has an account of that role.
+
+        Customers (Kundenkennwort: holder and authorised persons) may have several
+        accounts; a line-bound role has one. OIDC linking asks the same question,
+        because a proof shows the contract, never who owns the account made with it.
+        """
+        if verdict.role is None or verdict.role == "customer" or verdict.bound_msisdn is None:
+            return False
+        return bool(await self._accounts.find_bound(verdict.role, bound_msisdn=verdict.bound_msisdn))
 
     async def _person_of(self, target: RegistrationTarget) -> str | None:
         """The person using the line, when the line names one (Kundenkennwort: unknown)."""

@@ -5,6 +5,13 @@ in the ``__Host-`` cookie; apps carry the same id as ``Authorization: Bearer pgs
 The store key is ``sess:<sha256(id)>`` (the *handle*): a dump of the store does not
 yield usable tokens, and the handle is safe to log and to put in `Principal.session_id`.
 
+A lookup is one store read (`Store.get_with_ref`: the record and its account's
+epoch together; the memory store makes no round trip at all) and writes nothing,
+except the touch: last-seen is written back at most every
+`touch_interval_seconds` (60 s by default), as a compare-and-set over the record
+that was read (`Store.replace_if_equal`), so a lookup in flight can never bring
+back a session that a logout deleted or a rotation replaced.
+
 Timeouts: a session ends `idle_timeout` after its last use and `absolute_timeout`
 after the login, whichever comes first; both are checked against the injected
 clock on every lookup (the store TTL only cleans up).
@@ -38,7 +45,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from gateway.auth.config import SessionSettings
 from gateway.principal import SECOND_FACTORS, AccessLevel, Principal, Role
@@ -136,11 +143,15 @@ def _encode(data: SessionData, created_at: float, last_seen: float, epoch: str) 
     body = dataclasses.asdict(data)
     body["methods"] = list(data.methods)
     body["extra"] = dict(data.extra)
-    return json.dumps({"d": body, "c": created_at, "s": last_seen, "e": epoch}, separators=(",", ":"))
+    record = json.dumps({"d": body, "c": created_at, "s": last_seen, "e": epoch}, separators=(",", ":"))
+    # The first line names the account, so the store reads the record and the
+    # account's epoch in one round trip (`Store.get_with_ref`). Account ids never
+    # hold a newline (they are ``acc_<hex>``).
+    return (data.account_id or "") + "\n" + record
 
 
 def _decode(raw: str) -> tuple[SessionData, float, float, str]:
-    obj: dict[str, Any] = json.loads(raw)
+    obj: dict[str, Any] = json.loads(raw.partition("\n")[2] if "\n" in raw else raw)
     body = dict(obj["d"])
     body["methods"] = tuple(body["methods"])
     body["extra"] = dict(body.get("extra") or {})
@@ -170,13 +181,42 @@ class Sessions:
             return ""
         return await self._store.get("sess_ep:" + data.account_id) or ""
 
+    @overload
     async def _write(
         self, token: str, data: SessionData, created_at: float, last_seen: float, epoch: str
-    ) -> Session:
+    ) -> Session: ...
+
+    @overload
+    async def _write(
+        self,
+        token: str,
+        data: SessionData,
+        created_at: float,
+        last_seen: float,
+        epoch: str,
+        *,
+        replacing: str,
+    ) -> Session | None: ...
+
+    async def _write(
+        self,
+        token: str,
+        data: SessionData,
+        created_at: float,
+        last_seen: float,
+        epoch: str,
+        *,
+        replacing: str | None = None,
+    ) -> Session | None:
+        """Write the record; with `replacing`, only over exactly that record (None when it is gone)."""
         handle = session_handle(token)
         expires = self._limits(data, created_at, last_seen)
         record = _encode(data, created_at, last_seen, epoch)
-        await self._store.set("sess:" + handle, record, expires - self._clock())
+        ttl = expires - self._clock()
+        if replacing is None:
+            await self._store.set("sess:" + handle, record, ttl)
+        elif not await self._store.replace_if_equal("sess:" + handle, replacing, record, ttl):
+            return None
         return Session(handle, data, created_at, last_seen, expires, epoch)
 
     async def create(self, data: SessionData) -> tuple[str, Session]:
@@ -185,34 +225,50 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         return token, await self._write(token, data, now, now, await self._epoch(data))
 
-    async def _load(self, handle: str) -> Session | None:
-        raw = await self._store.get("sess:" + handle)
+    async def _load(self, handle: str) -> tuple[Session, str] | None:
+        """The live session and its stored record, in one store round trip (memory: none).
+
+        Nothing is written here: an expired or logged-out-everywhere record is left
+        to its store TTL, so the lookup stays a single read.
+        """
+        raw, current_epoch = await self._store.get_with_ref("sess:" + handle, "sess_ep:")
         if raw is None:
             return None
         data, created_at, last_seen, epoch = _decode(raw)
-        now = self._clock()
+        if data.account_id is not None and "\n" not in raw:
+            # A record written before the account line existed: its epoch the slow way.
+            current_epoch = await self._store.get("sess_ep:" + data.account_id)
         expires = self._limits(data, created_at, last_seen)
-        if now >= expires:
-            await self._store.delete("sess:" + handle)
+        if self._clock() >= expires:
             return None
-        if data.account_id is not None:
-            current = await self._store.get("sess_ep:" + data.account_id)
-            if current is not None and current != epoch:
-                await self._store.delete("sess:" + handle)
-                return None
-        return Session(handle, data, created_at, last_seen, expires, epoch)
+        if data.account_id is not None and current_epoch is not None and current_epoch != epoch:
+            return None
+        return Session(handle, data, created_at, last_seen, expires, epoch), raw
 
     async def lookup(self, token: str) -> Session | None:
-        """The live session for `token` (and note its use), or None."""
+        """The live session for `token` (and note its use), or None.
+
+        One store read. The touch (last-seen written back, which moves the idle
+        timeout) happens at most once per `touch_interval_seconds` and is a
+        compare-and-set over the record just read: a request in flight that read
+        the session before a logout or a rotation can never write it back.
+        """
         if not _well_formed(token):
             return None
         handle = session_handle(token)
-        session = await self._load(handle)
-        if session is None:
+        loaded = await self._load(handle)
+        if loaded is None:
             return None
+        session, raw = loaded
         now = self._clock()
         if not session.data.pending and now - session.last_seen >= self._settings.touch_interval_seconds:
-            session = await self._write(token, session.data, session.created_at, now, session.epoch)
+            touched = await self._write(
+                token, session.data, session.created_at, now, session.epoch, replacing=raw
+            )
+            # None: revoked, rotated or touched by a parallel request since the read. The
+            # read came first, so this request may go on as that session; it is not
+            # written back.
+            session = touched or session
         return session
 
     async def rotate(self, token: str, **changes: Any) -> tuple[str, Session] | None:
@@ -225,9 +281,10 @@ class Sessions:
         if not _well_formed(token):
             return None
         handle = session_handle(token)
-        current = await self._load(handle)
-        if current is None or await self._store.pop("sess:" + handle) is None:
+        loaded = await self._load(handle)
+        if loaded is None or await self._store.pop("sess:" + handle) is None:
             return None
+        current = loaded[0]
         data = dataclasses.replace(current.data, **changes)
         now = self._clock()
         created = now if current.data.pending else current.created_at

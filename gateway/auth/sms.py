@@ -115,10 +115,10 @@ class SmsCodes:
         if number is None:
             return None
         code = code.strip()
-        locked = await self._regulator.locked("sms", number, client_ip=client_ip)
-        raw = await self._store.get(f"sms_code:{number}")
+        attempt = await self._regulator.reserve("sms", number, client_ip=client_ip)
+        raw = await self._store.get(f"sms_code:{number}") if attempt.allowed else None
         ok = False
-        if raw is not None and not locked:
+        if raw is not None:
             record = json.loads(raw)
             tries = await self._store.incr(f"sms_tries:{number}:{record['n']}", self._s.code_ttl_seconds)
             matches = hmac.compare_digest(_digest(record["n"], code), record["h"])
@@ -129,7 +129,7 @@ class SmsCodes:
             elif tries >= self._s.max_tries:
                 await self._store.delete(f"sms_code:{number}")
         if not ok:
-            await self._regulator.fail("sms", number, client_ip=client_ip)
+            await self._regulator.fail(attempt)
             return None
-        await self._regulator.succeed("sms", number)
+        await self._regulator.succeed(attempt)
         return number

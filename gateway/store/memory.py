@@ -70,6 +70,32 @@ class MemoryStore(Store):
         self._data[key] = (str(count), self._data[key][1])
         return count
 
+    async def incr_unless(self, key: str, ttl: float, *, unless: str) -> int | None:
+        if self._live(unless) is not None:
+            return None
+        return await self.incr(key, ttl)
+
+    async def decr(self, key: str) -> int:
+        current = self._live(key)
+        if current is None:
+            return 0
+        count = max(int(current) - 1, 0)
+        self._data[key] = (str(count), self._data[key][1])
+        return count
+
+    async def replace_if_equal(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        if self._live(key) != expected:
+            return False
+        self._put(key, value, ttl)
+        return True
+
+    async def get_with_ref(self, key: str, ref_prefix: str) -> tuple[str | None, str | None]:
+        value = self._live(key)
+        if value is None:
+            return None, None
+        ref, newline, _ = value.partition("\n")
+        return value, (self._live(ref_prefix + ref) if newline and ref else None)
+
     async def ttl(self, key: str) -> float | None:
         if self._live(key) is None:
             return None

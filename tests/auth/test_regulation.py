@@ -20,12 +20,12 @@ async def test_lock_arithmetic(store, caplog) -> None:
     registry = CollectorRegistry()
     reg = Regulator(store, RegulationSettings(max_failures=3, client_max_failures=100), registry)
     assert not await reg.locked("proof", "1000001")
-    assert [await reg.fail("proof", "1000001", client_ip="10.0.0.1") for _ in range(4)] == [
-        False,
-        False,
-        True,
-        True,
-    ]
+    outcomes = []
+    for _ in range(4):
+        attempt = await reg.reserve("proof", "1000001", client_ip="10.0.0.1")
+        outcomes.append((attempt.allowed, await reg.fail(attempt)))
+    # Three attempts are evaluated; the third failure locks; the fourth is refused unevaluated.
+    assert outcomes == [(True, False), (True, False), (True, True), (False, True)]
     assert await reg.locked("proof", "1000001")
     assert not await reg.locked("proof", "1000010")
     assert registry.get_sample_value("portal_gateway_auth_lockouts_total", {"kind": "proof"}) == 1
