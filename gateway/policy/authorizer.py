@@ -116,6 +116,7 @@ class Authorizer:
             business_station_url=self.settings.business_station_url,
             cache_size=self.settings.cache_size,
             on_error=self._on_error,
+            cache_stats=self.metrics.cache_stats,
         )
         if self.tests_path is not None:
             from gateway.policy.testing import run_policy_tests

@@ -38,6 +38,7 @@ from polar import Variable
 from polar.exceptions import OsoError as PolarError
 from polar.predicate import Predicate
 
+from gateway.policy.cache import CacheStats, DecisionCache
 from gateway.policy.check import PolicyFacts, RuleHead, check_policy
 from gateway.policy.model import RESOURCE_CLASSES, Caller, Contract, Resource, ServiceClient, polar_classes
 from gateway.policy.reasons import HINT_REASONS, best_reason
@@ -133,7 +134,11 @@ class PolicyEngine:
     business_station_url: str | None = None
     cache_size: int = 100_000
     on_error: Callable[[str, BaseException], None] | None = None
-    _cache: dict[tuple[Caller, str, Resource], Verdict] = field(default_factory=dict, repr=False)
+    cache_stats: CacheStats = field(default_factory=CacheStats, repr=False)
+    _cache: DecisionCache[Verdict] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = DecisionCache(self.cache_size, self.cache_stats)
 
     # ------------------------------------------------------------------ decisions
     @property
@@ -145,18 +150,15 @@ class PolicyEngine:
         """The verdict for (actor, action, resource); cached; never raises."""
         key = (actor, action, resource)
         try:
-            return self._cache[key]
-        except KeyError:
-            pass
+            cached = self._cache.get(key)
         except Exception as exc:  # facts that cannot be hashed: decide without the cache
             self._error(action, exc)
             return self.decide_uncached(actor, action, resource)
+        if cached is not None:
+            return cached
         verdict = self.decide_uncached(actor, action, resource)
         if verdict.reason != "policy_error":
-            cache = self._cache
-            if len(cache) >= self.cache_size:
-                cache.clear()
-            cache[key] = verdict
+            self._cache.put(key, verdict)
         return verdict
 
     def decide_uncached(self, actor: Caller, action: str, resource: Resource) -> Verdict:
@@ -378,6 +380,7 @@ def build_engine(
     business_station_url: str | None = None,
     cache_size: int = 100_000,
     on_error: Callable[[str, BaseException], None] | None = None,
+    cache_stats: CacheStats | None = None,
 ) -> PolicyEngine:
     """Load `source` strictly; raise `PolicyLoadError` listing every problem."""
     classes = polar_classes()
@@ -411,6 +414,7 @@ def build_engine(
         business_station_url=business_station_url,
         cache_size=cache_size,
         on_error=on_error,
+        cache_stats=cache_stats if cache_stats is not None else CacheStats(),
     )
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.policy.cache import CacheStats
 
 __all__ = ["PolicyMetrics"]
 
 
 class PolicyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, cache_stats: CacheStats | None = None) -> None:
+        #: Decision cache counters: plain ints bumped on the hot path, exported at scrape time.
+        self.cache_stats = cache_stats if cache_stats is not None else CacheStats()
+        registry.register(_CacheCollector(self.cache_stats))
         self.decisions = Counter(
             "portal_policy_decisions",
             "Policy decisions by outcome and reason code.",
@@ -47,3 +56,20 @@ class PolicyMetrics:
             "Entries in the decision cache of the serving policy.",
             registry=registry,
         )
+
+
+class _CacheCollector(Collector):
+    def __init__(self, stats: CacheStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        for name, doc, value in (
+            ("portal_policy_cache_hits", "Decisions answered from the decision cache.", self.stats.hits),
+            ("portal_policy_cache_misses", "Decisions the policy engine had to evaluate.", self.stats.misses),
+            (
+                "portal_policy_cache_evictions",
+                "Least-recently-used decisions dropped because the cache was full.",
+                self.stats.evictions,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
