@@ -102,8 +102,30 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        self.reader: AsyncEngine = self._reader(kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._migrate_lock = asyncio.Lock()
+
+    def _reader(self, kwargs: dict[str, Any]) -> AsyncEngine:
+        """The engine for single-statement reads (the directory's lookups): one round trip each.
+
+        Autocommit, so no BEGIN before and no ROLLBACK after the query; no ping on checkout
+        (a dead connection fails that one read, is invalidated by the pool, and
+        `SqlDirectory` retries once on a fresh one); no reset on return, since an
+        autocommit connection has no transaction to roll back. asyncpg keeps its prepared
+        statements per connection (SQLAlchemy's default cache of 100), so a repeated lookup
+        is Bind/Execute/Sync only. Writes keep `engine` and its transactions.
+        An in-memory SQLite database exists once per connection, so there the reader is
+        the same pool in autocommit mode.
+        """
+        if kwargs.get("poolclass") is StaticPool:
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        reader_kwargs = {**kwargs, "pool_pre_ping": False, "pool_reset_on_return": None,
+                         "isolation_level": "AUTOCOMMIT"}
+        reader = create_async_engine(self.url, **reader_kwargs)
+        if self.dialect == "sqlite":
+            event.listen(reader.sync_engine, "connect", _on_sqlite_connect)
+        return reader
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, *, base_dir: str | Path | None = None) -> Database:
@@ -153,6 +175,8 @@ class Database:
             return await conn.run_sync(_current_revisions)
 
     async def close(self) -> None:
+        if self.reader.sync_engine.pool is not self.engine.sync_engine.pool:
+            await self.reader.dispose()
         await self.engine.dispose()
 
 

@@ -5,6 +5,8 @@ holder without their lines), so either the whole file is in the database or noth
 changed. A non-empty directory is only overwritten with ``replace=True`` (the account
 tables are never touched). Plaintext proofs are hashed here, in a worker thread, with the
 profiles of `gateway.directory.proofs` (cheap for PUKs, so 1,000 lines take about a second).
+The import bumps the directory revision (`gateway.directory.revision`) in the same
+transaction, so every gateway drops its cached facts when the new world becomes visible.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.database import Base, Database
 from gateway.directory.base import DirectoryUnavailable
 from gateway.directory.proofs import ProofHashers
+from gateway.directory.revision import bump_revision
 from gateway.directory.tables import (
     ContractRow,
     CustomerRelationRow,
@@ -118,6 +121,9 @@ async def import_world(
             for table, values in rows:
                 for start in range(0, len(values), _BATCH):
                     await conn.execute(insert(table), values[start : start + _BATCH])
+            # The triggers bumped it already; bumping here too keeps "an import is a new
+            # revision" true even for an import that changed nothing.
+            await bump_revision(conn)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         raise DirectoryUnavailable(f"importing into {database.safe_url} failed: {exc}") from exc
     return ImportSummary(

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.database import Database
@@ -90,18 +90,38 @@ class SqlDirectory:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.database.engine.connect() as conn:
+            async with self.database.reader.connect() as conn:
                 yield conn
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
 
+    async def _read(self, statement: Any, many: bool) -> Any:
+        """One autocommit statement on the reader (no ping, no BEGIN/ROLLBACK).
+
+        Without a ping, a pooled connection that the server closed (restart, idle
+        timeout) fails its next read; the pool invalidates it, and the read is tried once
+        more on a fresh connection, so that a restart costs no request a 503.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.database.reader.connect() as conn:
+                    result = await conn.execute(statement)
+                    return result.all() if many else result.first()
+            except DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
+
     async def _one(self, statement: Any) -> Row[Any] | None:
-        async with self._connect() as conn:
-            return (await conn.execute(statement)).first()
+        row: Row[Any] | None = await self._read(statement, False)
+        return row
 
     async def _all(self, statement: Any) -> Sequence[Row[Any]]:
-        async with self._connect() as conn:
-            return (await conn.execute(statement)).all()
+        rows: Sequence[Row[Any]] = await self._read(statement, True)
+        return rows
 
     async def person(self, person_id: str) -> PersonRecord | None:
         row = await self._one(select(_persons.c.id, _persons.c.name).where(_persons.c.id == person_id))

@@ -12,14 +12,15 @@ equality, so each is O(log n) in a B-tree whatever the size of the world:
 Proofs are stored only as hashes (argon2id, see `gateway.directory.proofs`).
 Table names carry a ``dir_`` prefix so that the account tables in the same
 database cannot collide with them. The schema itself is created by the Alembic
-revision ``0001_directory``; keep both in step.
+revisions ``0001_directory`` and ``0002_directory_revision`` (the revision counter and
+the triggers that bump it); keep both in step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.database import Base
@@ -28,6 +29,7 @@ __all__ = [
     "ContractRow",
     "CustomerRelationRow",
     "CustomerRow",
+    "DirectoryRevisionRow",
     "InvoiceRow",
     "LineRow",
     "PersonRow",
@@ -132,3 +134,13 @@ class VpnRow(Base):
     customer_number: Mapped[str] = mapped_column(
         String(32), ForeignKey("dir_customers.number", ondelete="CASCADE"), index=True
     )
+
+
+class DirectoryRevisionRow(Base):
+    """One row: the directory's revision, bumped by triggers on every ``dir_*`` table."""
+
+    __tablename__ = "dir_revision"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
