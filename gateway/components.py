@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +28,7 @@ from gateway.auth.seed import seed_demo_accounts
 from gateway.auth.web import message_lookup
 from gateway.database import Database
 from gateway.directory.base import Directory
+from gateway.directory.caching import build_directory_cache
 from gateway.directory.http import HttpDirectory
 from gateway.directory.importer import import_world
 from gateway.directory.sql import SqlDirectory
@@ -77,6 +79,9 @@ def build_components(
         )
     else:
         directory = sql_directory = SqlDirectory(db)
+    directory_cache = build_directory_cache(settings, sql_directory, clock=time.monotonic, registry=registry)
+    if directory_cache is not None:
+        directory = directory_cache.directory
     authorizer = Authorizer.from_settings(settings, directory=directory, clock=clock, registry=registry)
     auth = build_auth(
         settings, store=store, db=db, directory=directory, authorizer=authorizer, clock=clock, registry=registry
@@ -130,6 +135,18 @@ def build_components(
             return "directory", False, f"directory does not answer: {type(exc).__name__}"
         return "directory", True, "ok"
 
+    async def start_directory_cache() -> None:
+        if directory_cache is not None:
+            await directory_cache.watcher.start()
+
+    async def stop_directory_cache() -> None:
+        if directory_cache is not None:
+            await directory_cache.watcher.stop()
+
+    async def directory_cache_ready() -> tuple[str, bool | Literal["degraded"], str]:
+        assert directory_cache is not None
+        return directory_cache.ready()
+
     async def database_ready() -> tuple[str, bool, str]:
         try:
             await db.ping()
@@ -150,12 +167,18 @@ def build_components(
         ready_checks=[
             policy_ready,
             directory_ready,
+            *([directory_cache_ready] if directory_cache is not None else []),
             database_ready,
             *auth.ready_checks,
             *(oidc.ready_checks if oidc else []),
         ],
-        on_startup=[migrate_and_seed, *auth.on_startup, *(oidc.on_startup if oidc else []), start_policy_watch],
-        on_shutdown=[stop_policy_watch, *auth.on_shutdown, *(oidc.on_shutdown if oidc else []), close_all],
+        on_startup=[
+            migrate_and_seed, start_directory_cache, *auth.on_startup, *(oidc.on_startup if oidc else []),
+            start_policy_watch,
+        ],
+        on_shutdown=[
+            stop_policy_watch, *auth.on_shutdown, *(oidc.on_shutdown if oidc else []), stop_directory_cache, close_all
+        ],
         on_reload=[reload_policy],
         message_lookup=message_lookup,
     )

@@ -89,6 +89,13 @@ class DirectorySettings:
     timeout_seconds: float = 2.0
     #: Loaded into an empty SQL directory at start (the demo world); "" = none.
     seed_file: str = ""
+    #: backend = "sql": facts kept in memory per worker (LRU); 0 = no cache.
+    cache_entries: int = 100_000
+    #: How long a "no such id" answer is kept (a flood of unknown ids asks once per id).
+    negative_ttl_seconds: float = 2.0
+    #: How often each worker reads the directory revision (PostgreSQL also pushes
+    #: changes with NOTIFY); cached facts are never older than twice this.
+    revision_poll_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +380,14 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{src}: {key}: file not found: {s.path(value)}")
     if s.directory.backend == "http" and not s.directory.url:
         raise SettingsError(f'{src}: directory.url is required when directory.backend = "http"')
+    if s.directory.cache_entries < 0:
+        raise SettingsError(f"{src}: directory.cache_entries must not be negative, got {s.directory.cache_entries}")
+    if s.directory.negative_ttl_seconds < 0:
+        raise SettingsError(f"{src}: directory.negative_ttl_seconds must not be negative")
+    if not 0 < s.directory.revision_poll_seconds <= 60:
+        raise SettingsError(
+            f"{src}: directory.revision_poll_seconds must be in (0, 60], got {s.directory.revision_poll_seconds}"
+        )
     if s.directory.seed_file and not s.path(s.directory.seed_file).is_file():
         raise SettingsError(f"{src}: directory.seed_file: file not found: {s.directory.seed_file}")
     _validate_connections(s)
