@@ -1,9 +1,15 @@
-"""`make bench`: wrk against the backend, nginx, two bare Python proxies and the gateway.
+"""`make bench`: wrk against the backend, nginx, three bare Python proxies and the gateway,
+on the public route and on the full path (session, policy, assertion).
 
-Everything runs in one go on this machine so ratios compare like with like:
-each server is its own process with one worker on loopback; wrk uses 2 threads
-and 32 connections. Results go to stdout as a table and into
-docs/benchmarks.md (between the BENCH-TABLE markers), with the machine and date.
+Everything runs in one go on this machine so ratios compare like with like: each server
+is its own process on loopback, one worker unless a row says otherwise; wrk uses 2
+threads. Results go to stdout as tables and into docs/benchmarks.md (between the
+BENCH-TABLE, FULLPATH-TABLE and SOAK-TABLE markers), with the machine and date.
+
+    python -m bench.run               # everything, 10 s per measurement
+    python -m bench.run --quick       # the same rows, 3 s each: a sanity check in a few minutes
+    python -m bench.run --soak        # only the memory soak (RSS over 200,000 requests)
+    python -m bench.run --profile     # also py-spy the full path at c=32 and print the top frames
 """
 
 from __future__ import annotations
@@ -15,86 +21,13 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-
-
-@dataclass
-class Result:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-def _wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _uvicorn(
-    target: str, port: int, env: dict[str, str] | None = None, factory: bool = False
-) -> subprocess.Popen[bytes]:
-    cmd = [PY, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-           "--log-level", "warning", "--no-proxy-headers", "--no-server-header", "--loop", "uvloop",
-           "--http", "httptools"]
-    if factory:
-        cmd.append("--factory")
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _parse_ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return {"us": value / 1000, "ms": value, "s": value * 1000, "m": value * 60000}[unit]
-
-
-def _wrk(name: str, url: str, seconds: int, connections: int) -> Result:
-    # Warm up pools and caches, then measure.
-    subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", url], capture_output=True, check=False)
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=False,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _parse_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _parse_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    err = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(err.group(1)) if err else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-    return Result(name, rps, p50, p99, errors)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+from bench import scenarios
+from bench.harness import ROOT, Load, Result, free_port, stop, uvicorn, wait_port, wrk
 
 
 def _nginx(port: int, workdir: Path, upstream_port: int) -> subprocess.Popen[bytes] | None:
@@ -156,72 +89,80 @@ url = "http://127.0.0.1:{upstream_port}"
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    ap.add_argument("--access-log", action="store_true", help="gateway with its access log on (to /dev/null)")
-    args = ap.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
-        return 2
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.node()} · {platform.machine()} · {os.cpu_count()} cores ({cpu}) · "
+            f"Python {platform.python_version()}")
 
+
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _write_block(marker: str, block_text: str) -> None:
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    block = f"<!-- {marker} -->\n{block_text}\n<!-- /{marker} -->"
+    pattern = rf"<!-- {marker} -->.*?<!-- /{marker} -->"
+    if re.search(pattern, text, flags=re.S):
+        text = re.sub(pattern, lambda _: block, text, flags=re.S)
+    else:
+        text += "\n" + block + "\n"
+    doc.write_text(text)
+    print(f"\nwritten to {doc.relative_to(ROOT)} ({marker})")
+
+
+def _baselines(args: argparse.Namespace, work: Path, upstream_port: int) -> str:
+    """The public-route table: backend, nginx, bare proxies, the gateway on /api/status."""
+    load = Load(args.seconds, args.warmup)
     results: list[Result] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "var").mkdir()
+    results.append(wrk("backend directly", f"http://127.0.0.1:{upstream_port}/api/status",
+                       args.seconds, args.connections, load))
+    nginx_port = free_port()
+    nginx = _nginx(nginx_port, work, upstream_port)
+    if nginx is not None:
         try:
-            # Every server on a port free right now: a leftover process on a fixed
-            # port would silently be measured instead.
-            upstream_port = _free_port()
-            upstream = _uvicorn("bench.upstream:app", upstream_port)
-            procs.append(upstream)
-            _wait_port(upstream_port)
-            results.append(_wrk("backend directly", f"http://127.0.0.1:{upstream_port}/api/status",
-                                args.seconds, args.connections))
-
-            nginx_port = _free_port()
-            nginx = _nginx(nginx_port, work, upstream_port)
-            if nginx is not None:
-                procs.append(nginx)
-                _wait_port(nginx_port)
-                results.append(_wrk("nginx reverse proxy", f"http://127.0.0.1:{nginx_port}/api/status",
-                                    args.seconds, args.connections))
-                _stop(nginx)
-
-            env = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
-            for name, target in (("bare Starlette + httpx", "bench.bare_httpx:app"),
-                                 ("bare ASGI + aiohttp", "bench.bare_aiohttp:app"),
-                                 ("bare ASGI + gateway.http11", "bench.bare_http11:app")):
-                port = _free_port()
-                proc = _uvicorn(target, port, env)
-                procs.append(proc)
-                _wait_port(port)
-                results.append(_wrk(name, f"http://127.0.0.1:{port}/api/status", args.seconds, args.connections))
-                _stop(proc)
-
-            gw_port = _free_port()
-            cfg = _gateway_config(work, gw_port, upstream_port)
-            gw_env = {"PORTAL_GATEWAY_CONFIG": str(cfg)}
-            if args.access_log:
-                gw_env["PORTAL_GATEWAY_SERVER__ACCESS_LOG"] = "true"
-            gateway = _uvicorn("gateway.app:create_app", gw_port, gw_env, factory=True)
-            procs.append(gateway)
-            try:
-                _wait_port(gw_port, 60)
-            except RuntimeError:
-                err = gateway.stderr.read().decode() if gateway.stderr else ""  # type: ignore[union-attr]
-                print(f"the gateway did not start:\n{err}", file=sys.stderr)
-                return 1
-            results.append(_wrk("gateway, public route", f"http://127.0.0.1:{gw_port}/api/status",
-                                args.seconds, args.connections))
-            _stop(gateway)
+            wait_port(nginx_port)
+            results.append(wrk("nginx reverse proxy", f"http://127.0.0.1:{nginx_port}/api/status",
+                               args.seconds, args.connections, load))
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    _stop(p)
+            stop(nginx)
+
+    env = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
+    for name, target in (("bare Starlette + httpx", "bench.bare_httpx:app"),
+                         ("bare ASGI + aiohttp", "bench.bare_aiohttp:app"),
+                         ("bare ASGI + gateway.http11", "bench.bare_http11:app")):
+        port = free_port()
+        proc = uvicorn(target, port, env)
+        try:
+            wait_port(port)
+            results.append(wrk(name, f"http://127.0.0.1:{port}/api/status", args.seconds, args.connections, load))
+        finally:
+            stop(proc)
+
+    gw_port = free_port()
+    cfg = _gateway_config(work, gw_port, upstream_port)
+    gw_env = {"PORTAL_GATEWAY_CONFIG": str(cfg)}
+    if args.access_log:
+        gw_env["PORTAL_GATEWAY_SERVER__ACCESS_LOG"] = "true"
+    gateway = uvicorn("gateway.app:create_app", gw_port, gw_env, factory=True)
+    try:
+        try:
+            wait_port(gw_port, 60)
+        except RuntimeError:
+            err = gateway.stderr.read().decode() if gateway.stderr else ""
+            raise RuntimeError(f"the gateway did not start:\n{err}") from None
+        results.append(wrk("gateway, public route", f"http://127.0.0.1:{gw_port}/api/status",
+                           args.seconds, args.connections, load))
+    finally:
+        stop(gateway)
 
     by_name = {r.name: r for r in results}
     bare = [r for r in results if r.name.startswith("bare ")]
@@ -236,27 +177,75 @@ def main(argv: list[str] | None = None) -> int:
         )
     gw = by_name["gateway, public route"]
     verdict = "meets" if gw.rps >= 0.9 * fastest_bare.rps else "MISSES"
-    machine = f"{platform.node()} · {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()}"
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     summary = (
-        f"Measured {stamp} on {machine}; wrk -t2 -c{args.connections} -d{args.seconds}s, one worker each.\n"
+        f"Measured {_stamp()} on {_machine()}; wrk -t2 -c{args.connections} -d{args.seconds}s, one worker each.\n"
         f"The gateway on a public route reaches {gw.rps / fastest_bare.rps:.0%} of the fastest bare Python "
         f"proxy, {fastest_bare.name} ({verdict} the ≥ 90 % target)."
     )
-    table = "\n".join(lines)
-    print(table)
-    print()
-    print(summary)
-    if not args.no_write:
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text() if doc.exists() else "# Benchmarks\n\n<!-- BENCH-TABLE -->\n<!-- /BENCH-TABLE -->\n"
-        block = f"<!-- BENCH-TABLE -->\n{summary}\n\n{table}\n<!-- /BENCH-TABLE -->"
-        if "<!-- BENCH-TABLE -->" in text:
-            text = re.sub(r"<!-- BENCH-TABLE -->.*?<!-- /BENCH-TABLE -->", lambda _: block, text, flags=re.S)
-        else:
-            text += "\n" + block + "\n"
-        doc.write_text(text)
-        print(f"\nwritten to {doc.relative_to(ROOT)}")
+    return f"{summary}\n\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each measurement")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up before each measurement (s)")
+    ap.add_argument("--connections", type=int, default=32, help="connections of the public-route table")
+    ap.add_argument("--quick", action="store_true", help="3 s per measurement, 1 s warm-up")
+    ap.add_argument("--sessions", type=int, default=2000, help="distinct sessions of the cold mix")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the public-route table")
+    ap.add_argument("--no-full-path", action="store_true", help="skip the full-path table")
+    ap.add_argument("--soak", action="store_true", help="only the memory soak")
+    ap.add_argument("--soak-requests", type=int, default=200_000)
+    ap.add_argument("--soak-sessions", type=int, default=10_000)
+    ap.add_argument("--profile", action="store_true", help="py-spy the full path (embedded, c=32)")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--access-log", action="store_true", help="gateway with its access log on (to /dev/null)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.warmup = 3, 1
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    opts = scenarios.Options(args.seconds, args.warmup, args.sessions, args.profile)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "var").mkdir()
+        # Every server on a port free right now: a leftover process on a fixed
+        # port would silently be measured instead.
+        upstream_port = free_port()
+        upstream = uvicorn("bench.upstream:app", upstream_port)
+        try:
+            wait_port(upstream_port)
+            if args.soak:
+                print(f"soak: {args.soak_requests:,} full-path requests over {args.soak_sessions:,} sessions")
+                lines = scenarios.soak(opts, work, upstream_port, requests=args.soak_requests,
+                                       sessions=args.soak_sessions)
+                text = f"Measured {_stamp()} on {_machine()}; wrk -t2 -c32, one worker, embedded default.\n\n"
+                text += "\n".join(lines)
+                print(text)
+                if not args.no_write:
+                    _write_block("SOAK-TABLE", text)
+                return 0
+            if not args.no_baselines:
+                print("public route (baselines) ...", flush=True)
+                text = _baselines(args, work, upstream_port)
+                print(text)
+                if not args.no_write:
+                    _write_block("BENCH-TABLE", text)
+            if not args.no_full_path:
+                print("full path ...", flush=True)
+                rows = scenarios.measure(opts, work, upstream_port)
+                text = (f"Measured {_stamp()} on {_machine()}; wrk -t2 (-t1 at c=1) -d{args.seconds}s, "
+                        f"one worker unless stated.\n\n" + scenarios.table(rows))
+                print(text)
+                if not args.no_write:
+                    _write_block("FULLPATH-TABLE", text)
+        except RuntimeError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            stop(upstream)
     return 0
 
 
