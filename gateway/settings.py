@@ -124,6 +124,12 @@ class SigningSettings:
     assertion_ttl_seconds: int = 60
     #: A new signing key is made when the current one is older than this.
     rotate_after_days: int = 30
+    #: "request": one assertion per forwarded request (htm/htu/rid/jti, single use);
+    #: "session": one per (session, upstream), reused for at most half its TTL
+    #: (docs/configuration.md, what a backend can no longer check).
+    binding: Literal["request", "session"] = "request"
+    #: Session-bound assertions kept for reuse per worker (least recently used leave first).
+    session_cache_size: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +360,8 @@ def _validate(s: Settings) -> None:
         )
     if s.server.max_body_bytes < 0:
         raise SettingsError(f"{src}: server.max_body_bytes must not be negative")
+    if s.signing.session_cache_size < 1:
+        raise SettingsError(f"{src}: signing.session_cache_size must be at least 1, got {s.signing.session_cache_size}")
     import ipaddress
 
     for i, cidr in enumerate(s.server.trusted_proxies):
