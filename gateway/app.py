@@ -43,7 +43,8 @@ from gateway.middleware.canonicalize import (
 )
 from gateway.middleware.context import STATUS_KEY, AccessLog, ContextMiddleware
 from gateway.middleware.errors import send_error
-from gateway.middleware.pipeline import ProxyPipeline
+from gateway.middleware.forward_auth import mount_forward_auth
+from gateway.middleware.pipeline import DecisionStages, ProxyPipeline
 from gateway.routes import RouteTable, load_routes
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool
@@ -255,14 +256,13 @@ def build_app(
         keys, issuer=settings.signing.issuer, ttl_seconds=settings.signing.assertion_ttl_seconds, clock=clock
     )
     pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes)
-    pipeline = ProxyPipeline(
+    stages = DecisionStages(
         routes=routes,
         authentication=AuthenticationStage(components.authenticators),
         authorization=AuthorizationStage(components.authorizer or _DenyAll()),
         signer=signer,
-        upstreams=pool,
-        metrics=metrics,
     )
+    pipeline = ProxyPipeline(stages=stages, upstreams=pool, metrics=metrics)
 
     async def upstreams_ready() -> tuple[str, bool, str]:
         return "upstreams", True, f"{len(settings.upstreams)} configured"
@@ -296,7 +296,18 @@ def build_app(
         trusted_proxies=TrustedProxies(settings.server.trusted_proxies),
         max_path_bytes=settings.server.max_path_bytes,
     )
-    outer = ContextMiddleware(canonical, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)
+    # Forward-auth (docs/forward-auth.md): the same stages, the edge proxy forwards.
+    edge = mount_forward_auth(
+        canonical,
+        enabled=settings.forward_auth.enabled,
+        peers=settings.forward_auth.trusted_peers,
+        trusted_proxies=settings.server.trusted_proxies,
+        max_path_bytes=settings.server.max_path_bytes,
+        stages=stages,
+        session_cookies=frozenset(n for a in components.authenticators if (n := getattr(a, "cookie_name", ""))),
+        lookup=lookup,
+    )
+    outer = ContextMiddleware(edge, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)
     outer.gateway = app  # type: ignore[attr-defined]
     return outer
 

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 __all__ = [
     "DatabaseSettings",
+    "ForwardAuthSettings",
     "PolicySettings",
     "RoutesSettings",
     "ServerSettings",
@@ -142,6 +143,16 @@ class UpstreamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardAuthSettings:
+    """``[forward_auth]``: decisions for an edge proxy (docs/forward-auth.md)."""
+
+    #: Serve /_gateway/authz for nginx auth_request, Caddy forward_auth, Envoy ext_authz.
+    enabled: bool = False
+    #: Edge proxies (IP or CIDR) that may ask; empty = server.trusted_proxies.
+    trusted_peers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration; `source` is the file it came from (for messages)."""
 
@@ -153,6 +164,7 @@ class Settings:
     routes: RoutesSettings = field(default_factory=RoutesSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     upstreams: dict[str, UpstreamSettings] = field(default_factory=dict)
+    forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
     #: Component sections (auth, sms, oidc, ...) as raw tables; each component
     #: parses its own with `load_section` so the types live next to the code.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -371,6 +383,18 @@ def _validate(s: Settings) -> None:
             raise SettingsError(
                 f"{src}: server.trusted_proxies[{i}]: not an IP address or network: {cidr!r}"
             ) from None
+    for i, cidr in enumerate(s.forward_auth.trusted_peers):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{src}: forward_auth.trusted_peers[{i}]: not an IP address or network: {cidr!r}"
+            ) from None
+    if s.forward_auth.enabled and not (s.forward_auth.trusted_peers or s.server.trusted_proxies):
+        raise SettingsError(
+            f"{src}: forward_auth.enabled = true needs forward_auth.trusted_peers "
+            "(or server.trusted_proxies): the edge proxies that may ask for decisions"
+        )
     for name, up in s.upstreams.items():
         from urllib.parse import urlsplit
 

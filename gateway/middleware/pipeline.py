@@ -1,12 +1,18 @@
-"""The proxy path: route → authenticate → authorize → mutate → forward.
+"""The decision stages, shared by every sink: route → authenticate → authorize → mutate.
 
-Stages are separate objects composed in `gateway/app.py`; this class only runs
-them in order over the frozen values they hand on. Routing runs first so a
+`DecisionStages.admit` runs them in order over the frozen values they hand on
+and returns an `Admission` (what the backend must be told), or raises one of
+the error tree's answers. Two sinks consume it: `ProxyPipeline` forwards the
+request itself, and forward-auth (`gateway/middleware/forward_auth.py`) hands
+the same headers to an edge proxy. Neither re-implements a stage, so the
+answer to a request cannot depend on which sink asked. Routing runs first so a
 public route (the network status) costs no authentication at all and an
 unknown path is a plain 404.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from starlette.types import Receive, Scope, Send
 
@@ -17,13 +23,24 @@ from gateway.middleware.authenticate import AuthenticationStage, credentials_fro
 from gateway.middleware.authorize import AuthorizationStage
 from gateway.middleware.canonicalize import SCOPE_KEY, CanonicalRequest
 from gateway.middleware.context import DECISION_KEY, PRINCIPAL_KEY, ROUTE_KEY, STATUS_KEY
+from gateway.middleware.credentials import CredentialFilter
 from gateway.routes import Match, RouteTable
 from gateway.upstream import UpstreamPool
 
-__all__ = ["ProxyPipeline"]
+__all__ = ["Admission", "DecisionStages", "ProxyPipeline"]
 
 
-class ProxyPipeline:
+class Admission(NamedTuple):
+    """An allowed request: where it goes and what the backend is told."""
+
+    upstream: str
+    #: Identity headers and the signed assertion (empty on a public route).
+    identity: list[tuple[bytes, bytes]]
+    #: Headers for the client's answer (request id, decision id).
+    response_headers: list[tuple[bytes, bytes]]
+
+
+class DecisionStages:
     def __init__(
         self,
         *,
@@ -31,18 +48,14 @@ class ProxyPipeline:
         authentication: AuthenticationStage,
         authorization: AuthorizationStage,
         signer: AssertionSigner,
-        upstreams: UpstreamPool,
-        metrics: GatewayMetrics,
     ) -> None:
         self.routes = routes
         self.authentication = authentication
         self.authorization = authorization
         self.signer = signer
-        self.upstreams = upstreams
-        self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request: CanonicalRequest = scope[SCOPE_KEY]
+    async def admit(self, scope: Scope, request: CanonicalRequest) -> Admission:
+        """Decide `request`; record route, principal and decision in `scope` for the logs."""
         matched = self.routes.match(request.method, request.segments)
         if matched.match is Match.NONE:
             raise NotFound("route_not_found")
@@ -51,35 +64,51 @@ class ProxyPipeline:
         route = matched.route
         assert route is not None
         scope[ROUTE_KEY] = route
-        extra: list[tuple[bytes, bytes]] = []
         response_headers = [(b"x-request-id", request.request_id.encode())]
-        if not route.public:
-            principal = await self.authentication.authenticate(credentials_from_scope(scope, request))
-            if principal is None:
-                raise AuthenticationFailed("login_required", "this portal action needs a login")
-            scope[PRINCIPAL_KEY] = principal
-            assert route.action is not None and route.resource is not None
-            decision = await self.authorization.decide(
-                principal, route.action, route.resource, matched.resource_id, request.request_id
-            )
-            scope[DECISION_KEY] = decision
-            self.authorization.enforce(decision)
-            parts = getattr(decision, "visible_parts", None)
-            assertion = self.signer.sign(
-                principal,
-                audience=route.upstream,
-                method=request.method,
-                path=request.path,
-                request_id=request.request_id,
-                parts=parts,
-            )
-            extra = identity_headers(principal, assertion, parts)
-            response_headers.append((b"x-decision-id", str(decision.decision_id).encode()))
+        if route.public:
+            return Admission(route.upstream, [], response_headers)
+        principal = await self.authentication.authenticate(credentials_from_scope(scope, request))
+        if principal is None:
+            raise AuthenticationFailed("login_required", "this portal action needs a login")
+        scope[PRINCIPAL_KEY] = principal
+        assert route.action is not None and route.resource is not None
+        decision = await self.authorization.decide(
+            principal, route.action, route.resource, matched.resource_id, request.request_id
+        )
+        scope[DECISION_KEY] = decision
+        self.authorization.enforce(decision)
+        parts = getattr(decision, "visible_parts", None)
+        assertion = self.signer.sign(
+            principal,
+            audience=route.upstream,
+            method=request.method,
+            path=request.path,
+            request_id=request.request_id,
+            parts=parts,
+        )
+        response_headers.append((b"x-decision-id", str(decision.decision_id).encode()))
+        return Admission(route.upstream, identity_headers(principal, assertion, parts), response_headers)
+
+
+class ProxyPipeline:
+    """The gateway's own sink: decide, then stream the request to the upstream."""
+
+    def __init__(self, *, stages: DecisionStages, upstreams: UpstreamPool, metrics: GatewayMetrics) -> None:
+        self.stages = stages
+        self.upstreams = upstreams
+        self.metrics = metrics
+        self.credentials = CredentialFilter.of(stages.authentication.authenticators)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request: CanonicalRequest = scope[SCOPE_KEY]
+        admission = await self.stages.admit(scope, request)
         try:
             scope[STATUS_KEY] = await self.upstreams.forward(
-                route.upstream, request, scope["headers"], extra, receive, send, response_headers
+                admission.upstream, request, self.credentials.headers_for(scope["headers"], scope[ROUTE_KEY]),
+                admission.identity, receive, send,
+                admission.response_headers,
             )
         except UpstreamError as exc:
             kind = "timeout" if exc.status_code == 504 else exc.reason
-            self.metrics.upstream_errors.labels(route.upstream, kind).inc()
+            self.metrics.upstream_errors.labels(admission.upstream, kind).inc()
             raise
