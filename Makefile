@@ -68,7 +68,7 @@ pytest: venv idp parts
 test: lint typecheck policytest pytest
 
 bench: venv
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/idp/node_modules var .mypy_cache .ruff_cache .pytest_cache
