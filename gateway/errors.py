@@ -7,12 +7,14 @@
     ├── Forbidden                403  policy denial with a reason code
     ├── NotFound                 404  no route, or a resource the actor may not see
     ├── MethodNotAllowed         405
+    ├── RequestTimeout           408  the client stopped sending its request body
     ├── PayloadTooLarge          413
     ├── TooManyRequests          429
     ├── ServiceUnavailable       503  a dependency (store, directory, policy) cannot answer
-    └── UpstreamError            502
+    └── UpstreamError            502  an invalid answer, or a request head the gateway must not send
         ├── UpstreamUnavailable  502  connection refused / reset
-        └── UpstreamTimeout      504
+        ├── UpstreamBusy         503  every connection in use and the wait queue full (or waited too long)
+        └── UpstreamTimeout      504  connect, read, write or whole-request deadline
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class MethodNotAllowed(GatewayError):
     reason = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    status_code = 408
+    error = "request_timeout"
+    reason = "client_body_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status_code = 413
     error = "payload_too_large"
@@ -92,6 +100,12 @@ class UpstreamError(GatewayError):
 
 class UpstreamUnavailable(UpstreamError):
     reason = "upstream_unavailable"
+
+
+class UpstreamBusy(UpstreamError):
+    status_code = 503
+    error = "unavailable"
+    reason = "upstream_busy"
 
 
 class UpstreamTimeout(UpstreamError):

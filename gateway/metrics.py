@@ -41,6 +41,12 @@ class GatewayMetrics:
             ["dependency"],
             registry=registry,
         )
+        self.client_body_timeouts = Counter(
+            "portal_gateway_client_body_timeouts",
+            "Requests refused with 408 because the client stopped sending its body, by upstream.",
+            ["upstream"],
+            registry=registry,
+        )
         self.client_gone = Counter(
             "portal_gateway_client_disconnects",
             "Requests abandoned by the client before the answer was complete.",

@@ -137,9 +137,25 @@ class SigningSettings:
 class UpstreamSettings:
     url: str
     connect_timeout_seconds: float = 2.0
+    #: Longest wait for the answer's head once the request is sent.
     read_timeout_seconds: float = 30.0
+    #: Connections to this backend at most (at least 1).
     pool_size: int = 100
     keepalive_seconds: float = 30.0
+    #: Requests that may wait for a free connection; more → 503 upstream_busy.
+    max_pending_requests: int = 1000
+    #: Longest wait in that queue → 503 upstream_pool_timeout.
+    acquire_timeout_seconds: float = 5.0
+    #: Longest wait for the backend to read what we send → 504 upstream_write_timeout.
+    write_timeout_seconds: float = 30.0
+    #: Longest gap between body bytes of an answer → the answer is cut off.
+    stream_idle_timeout_seconds: float = 30.0
+    #: Longest wait for the next bytes of the client's request body → 408 client_body_timeout.
+    body_idle_timeout_seconds: float = 10.0
+    #: Whole exchange (request body, answer head and body) → 504 upstream_deadline.
+    request_timeout_seconds: float = 300.0
+    #: Largest answer head (status line and headers) → 502 upstream_header_too_large.
+    max_response_header_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,8 +421,7 @@ def _validate(s: Settings) -> None:
             )
         if parts.path not in ("", "/"):
             raise SettingsError(f"{src}: upstreams.{name}.url must not have a path, got {up.url!r}")
-        if up.connect_timeout_seconds <= 0 or up.read_timeout_seconds <= 0:
-            raise SettingsError(f"{src}: upstreams.{name}: timeouts must be positive")
+        _validate_upstream_limits(src, name, up)
     for key, value in (("policy.path", s.policy.path), ("routes.path", s.routes.path)):
         if not s.path(value).is_file():
             raise SettingsError(f"{src}: {key}: file not found: {s.path(value)}")
@@ -467,3 +482,29 @@ def _validate_connections(s: Settings) -> None:
         parent = s.path(sink).parent
         if parent.exists() and not parent.is_dir():
             raise SettingsError(f"{src}: policy.decision_log: {parent} is not a directory")
+
+def _validate_upstream_limits(src: str, name: str, up: UpstreamSettings) -> None:
+    for key in (
+        "connect_timeout_seconds",
+        "read_timeout_seconds",
+        "keepalive_seconds",
+        "acquire_timeout_seconds",
+        "write_timeout_seconds",
+        "stream_idle_timeout_seconds",
+        "body_idle_timeout_seconds",
+        "request_timeout_seconds",
+    ):
+        value = getattr(up, key)
+        if not value > 0:
+            raise SettingsError(f"{src}: upstreams.{name}.{key} must be a positive number of seconds, got {value}")
+    if up.pool_size < 1:
+        raise SettingsError(f"{src}: upstreams.{name}.pool_size must be at least 1, got {up.pool_size}")
+    if up.max_pending_requests < 0:
+        raise SettingsError(
+            f"{src}: upstreams.{name}.max_pending_requests must not be negative, got {up.max_pending_requests}"
+        )
+    if up.max_response_header_bytes < 1024:
+        raise SettingsError(
+            f"{src}: upstreams.{name}.max_response_header_bytes must be at least 1024, "
+            f"got {up.max_response_header_bytes}"
+        )

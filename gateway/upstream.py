@@ -8,6 +8,14 @@ knows nothing of authentication beyond the headers it is handed.
 
 Bodies stream both ways (never fully buffered, except answers small enough to
 send in one message); a request body over the limit is cut off with 413.
+Small request bodies (a declared length up to `_BUFFER_BODY`) are read before
+a backend connection is taken, as nginx does, so a client that uploads slowly
+holds no connection; longer ones stream under the client-body idle timeout.
+Every request runs under one deadline (`request_timeout_seconds`). A backend
+that fails after the answer's head went out cuts the client's connection off
+(an incomplete body is the only honest signal left); that is counted as an
+upstream error, never as the client going away.
+
 The client's errors are translated into our own at one boundary
 (`_translate`), with the cause chained.
 """
@@ -15,6 +23,8 @@ The client's errors are translated into our own at one boundary
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +35,8 @@ from gateway.errors import (
     BadRequest,
     GatewayError,
     PayloadTooLarge,
+    RequestTimeout,
+    UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -34,13 +46,19 @@ from gateway.http11 import (
     ConnectionClosed,
     Http11Pool,
     Http11Response,
+    PoolBusy,
+    PoolTimeout,
     ReadTimeout,
     UpstreamIOError,
+    WriteTimeout,
 )
+from gateway.metrics import GatewayMetrics
 from gateway.middleware.canonicalize import CanonicalRequest
 from gateway.settings import UpstreamSettings
 
-__all__ = ["HOP_BY_HOP", "ClientGone", "Upstream", "UpstreamPool"]
+__all__ = ["HOP_BY_HOP", "ClientGone", "Upstream", "UpstreamPool", "forwarded_header"]
+
+log = logging.getLogger("gateway.upstream")
 
 #: RFC 9110 section 7.6.1 connection-specific fields, plus the legacy ones.
 HOP_BY_HOP = frozenset(
@@ -60,10 +78,14 @@ _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
 #: Removed from requests; the length headers are set again by the client from what we send.
 _REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect"}
 #: Answers up to this size with a Content-Length are read and sent in one ASGI
-#: message (fewer event-loop turns); larger ones stream chunk by chunk.
+#: message (fewer event-loop turns, and the backend connection is free before
+#: the client reads); larger ones stream chunk by chunk.
 _SMALL_BODY = 64 * 1024
-_CHUNK = 64 * 1024
+#: Request bodies up to this declared size are read before a connection is taken.
+_BUFFER_BODY = 64 * 1024
 _WATCH_AFTER = 0.2
+#: RFC 7230 token: a Forwarded parameter value that needs no quotes.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ClientGone(Exception):
@@ -77,6 +99,15 @@ class Upstream:
     settings: UpstreamSettings
 
 
+class _Progress:
+    """What the client has been sent so far (0 = nothing): decides 504 or a cut-off."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 0
+
+
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
@@ -85,26 +116,51 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[byte
     return frozenset(tokens)
 
 
+def forwarded_header(client_ip: str, scheme: str, host: str) -> bytes:
+    """RFC 7239 `Forwarded`: IPv6 nodes in brackets, values that are not tokens quoted."""
+    node = f"[{client_ip}]" if ":" in client_ip else (client_ip or "unknown")
+    value = f'for="{node}";proto={scheme}'
+    if host:
+        value += ";host=" + (host if _TOKEN.fullmatch(host) else _quoted(host))
+    return value.encode("latin-1")
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _translate(upstream: str, exc: UpstreamIOError) -> GatewayError:
-    """Map the client's errors to ours (the caller chains the cause)."""
-    if isinstance(exc, ReadTimeout) or (isinstance(exc, ConnectFailed) and exc.timeout):
-        return UpstreamTimeout(detail=f"upstream {upstream} did not answer in time")
+    """Map the client's errors to ours, each with its own reason (the caller chains the cause)."""
+    detail = f"upstream {upstream}: {exc}"
+    if isinstance(exc, (PoolBusy, PoolTimeout)):
+        return UpstreamBusy(exc.reason, detail)
+    if isinstance(exc, (ReadTimeout, WriteTimeout)) or (isinstance(exc, ConnectFailed) and exc.timeout):
+        return UpstreamTimeout(exc.reason, detail)
     if isinstance(exc, (ConnectFailed, ConnectionClosed)):
-        return UpstreamUnavailable(detail=f"upstream {upstream}: {exc}")
-    return UpstreamError(detail=f"upstream {upstream} sent an invalid answer")
+        return UpstreamUnavailable(exc.reason, detail)
+    return UpstreamError(exc.reason, detail)
 
 
 class UpstreamPool:
     """One keep-alive connection pool per upstream.
 
     Created in the lifespan (`start`), closed in `close`; never at import.
+    `metrics` counts what only this module sees: answers cut off after their
+    head was sent, and client bodies that stopped arriving.
     """
 
-    def __init__(self, upstreams: Mapping[str, UpstreamSettings], *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        upstreams: Mapping[str, UpstreamSettings],
+        *,
+        max_body_bytes: int,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.upstreams = {
             name: Upstream(name, s.url.rstrip("/"), s) for name, s in upstreams.items()
         }
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
         self._pools: dict[str, Http11Pool] = {}
 
     async def start(self) -> None:
@@ -117,15 +173,24 @@ class UpstreamPool:
                 url.port or (443 if tls else 80),
                 tls=tls,
                 size=s.pool_size,
+                max_pending=s.max_pending_requests,
+                acquire_timeout=s.acquire_timeout_seconds,
                 connect_timeout=s.connect_timeout_seconds,
                 read_timeout=s.read_timeout_seconds,
+                write_timeout=s.write_timeout_seconds,
+                stream_idle_timeout=s.stream_idle_timeout_seconds,
                 keepalive=s.keepalive_seconds,
+                max_response_header_bytes=s.max_response_header_bytes,
             )
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             await pool.close()
+
+    def pool(self, upstream_name: str) -> Http11Pool | None:
+        """The started client of one upstream (tests look at its connections)."""
+        return self._pools.get(upstream_name)
 
     async def forward(
         self,
@@ -146,22 +211,66 @@ class UpstreamPool:
         pool = self._pools.get(upstream_name)
         if pool is None:
             raise UpstreamUnavailable(detail=f"upstream {upstream_name} is not started")
+        settings = self.upstreams[upstream_name].settings
         out_headers, length, chunked = self._request_headers(request, headers, extra_headers)
         if length is not None and length > self.max_body_bytes:
             raise PayloadTooLarge(detail=f"the request body is larger than {self.max_body_bytes} bytes")
-        has_body = chunked or (length is not None and length > 0)
         target = request.path.encode("ascii")
         if request.query:
             target += b"?" + request.query
-        body = self._body(receive) if has_body else None
-        watch = _DisconnectWatch(receive) if not has_body else None
+        progress = _Progress()
+        try:
+            async with asyncio.timeout(settings.request_timeout_seconds):
+                return await self._exchange(
+                    pool, upstream_name, settings, request, target, out_headers, length, chunked,
+                    receive, send, response_headers, progress,
+                )
+        except TimeoutError:
+            if progress.status:
+                self._cut_off(upstream_name, request, "upstream_deadline")
+                return progress.status
+            raise UpstreamTimeout(
+                "upstream_deadline", f"upstream {upstream_name}: no complete answer within the request deadline"
+            ) from None
+        except RequestTimeout:
+            if self.metrics is not None:
+                self.metrics.client_body_timeouts.labels(upstream_name).inc()
+            raise
+
+    async def _exchange(
+        self,
+        pool: Http11Pool,
+        upstream_name: str,
+        settings: UpstreamSettings,
+        request: CanonicalRequest,
+        target: bytes,
+        out_headers: list[tuple[bytes, bytes]],
+        length: int | None,
+        chunked: bool,
+        receive: Receive,
+        send: Send,
+        response_headers: list[tuple[bytes, bytes]],
+        progress: _Progress,
+    ) -> int:
+        body: bytes | AsyncIterator[bytes] | None = None
+        stream: _ClientBody | None = None
+        if chunked or (length is not None and length > 0):
+            stream = _ClientBody(receive, self.max_body_bytes, settings.body_idle_timeout_seconds)
+            if (length is not None and length <= _BUFFER_BODY) or (chunked and pool.speaks_http10):
+                # Read before a connection is taken (a slow uploader holds none), and
+                # an HTTP/1.0 backend cannot read chunked: send it with a length.
+                body = await stream.read_all()
+                length = len(body)
+            else:
+                body = stream.chunks()
+        watch = _DisconnectWatch(receive) if body is None or isinstance(body, bytes) else None
         try:
             response = await pool.request(
                 request.method,
                 target,
                 out_headers,
                 body,
-                content_length=None if chunked else length,
+                content_length=None if chunked and not isinstance(body, bytes) else length,
                 on_slow=watch.start if watch is not None else None,
                 slow_after=_WATCH_AFTER,
             )
@@ -174,8 +283,10 @@ class UpstreamPool:
         finally:
             if watch is not None:
                 watch.stop()
+            if stream is not None:
+                await stream.close()
         try:
-            return await self._relay(upstream_name, response, receive, send, response_headers)
+            return await self._relay(upstream_name, request, response, receive, send, response_headers, progress)
         finally:
             response.release()
 
@@ -206,77 +317,129 @@ class UpstreamPool:
             # RFC 9112 6.3: both present is a request-smuggling signal; refuse.
             raise BadRequest("ambiguous_length", "both Transfer-Encoding and Content-Length were sent")
         host = request.host.encode()
-        forwarded = b'for="' + request.client_ip.encode() + b'";proto=' + request.scheme.encode()
-        if host:
-            forwarded += b";host=" + host
         out.append((b"x-forwarded-for", request.forwarded_for.encode()))
         out.append((b"x-forwarded-proto", request.scheme.encode()))
         if host:
             out.append((b"x-forwarded-host", host))
-        out.append((b"forwarded", forwarded))
+        out.append((b"forwarded", forwarded_header(request.client_ip, request.scheme, request.host)))
         out.append((b"x-request-id", request.request_id.encode()))
         out.extend(extra)
         return out, length, chunked
 
-    async def _body(self, receive: Receive) -> AsyncIterator[bytes]:
-        seen = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk: bytes = message.get("body", b"")
-            if chunk:
-                seen += len(chunk)
-                if seen > self.max_body_bytes:
-                    raise PayloadTooLarge(
-                        detail=f"the request body is larger than {self.max_body_bytes} bytes"
-                    )
-                yield chunk
-            if not message.get("more_body", False):
-                return
-
     async def _relay(
         self,
         upstream: str,
+        request: CanonicalRequest,
         response: Http11Response,
         receive: Receive,
         send: Send,
         added: list[tuple[bytes, bytes]],
+        progress: _Progress,
     ) -> int:
         headers = response.headers
         drop = _RESPONSE_DROP | _connection_tokens(headers)
         out = [h for h in headers if h[0] not in drop]
         out.extend(added)
-        length = response.content_length()
         status = response.status
-        try:
-            if length is not None and length <= _SMALL_BODY:
-                try:
-                    body = await response.read()
-                except UpstreamIOError as exc:
-                    raise _translate(upstream, exc) from exc
+        if response.complete or ((length := response.content_length()) is not None and length <= _SMALL_BODY):
+            try:
+                body = await response.read()
+            except UpstreamIOError as exc:
+                raise _translate(upstream, exc) from exc
+            # The backend connection goes back before the client reads: a slow
+            # reader holds no backend connection.
+            response.release()
+            try:
                 await send({"type": "http.response.start", "status": status, "headers": out})
                 await send({"type": "http.response.body", "body": body, "more_body": False})
-                return status
-            await send({"type": "http.response.start", "status": status, "headers": out})
-            # A long answer: stop pulling from the backend as soon as the client is gone
-            # (the server drops our sends silently then), and close that connection.
-            gone = asyncio.ensure_future(_wait_disconnect(receive))
-            try:
-                async for chunk in response.iter_chunks():
-                    if gone.done():
-                        raise ClientGone
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamIOError:
-                # Headers are out: the only honest signal left is an incomplete body.
-                # Ending without the final message makes the server abort the connection.
-                raise ClientGone from None
-            finally:
-                gone.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError as exc:
+                raise ClientGone from exc
             return status
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": out})
         except OSError as exc:
             raise ClientGone from exc
+        progress.status = status
+        # A long answer: stop pulling from the backend as soon as the client is gone
+        # (the server drops our sends silently then), and close that connection.
+        gone = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            async for chunk in response.iter_chunks():
+                if gone.done():
+                    raise ClientGone
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except UpstreamIOError as exc:
+            # The head is out: ending without the final message makes the server
+            # abort the client's connection. The backend failed, not the client.
+            self._cut_off(upstream, request, exc.reason)
+        except OSError as exc:
+            raise ClientGone from exc
+        finally:
+            gone.cancel()
+        return status
+
+    def _cut_off(self, upstream: str, request: CanonicalRequest, reason: str) -> None:
+        log.warning(
+            "upstream %s failed after the answer started (%s); the client's connection is cut off",
+            upstream, reason, extra={"request_id": request.request_id},
+        )
+        if self.metrics is not None:
+            self.metrics.upstream_errors.labels(upstream, reason).inc()
+
+
+class _ClientBody:
+    """The client's request body: size limit, and an idle timeout between chunks.
+
+    One `asyncio.Timeout` per body, re-armed per chunk and disarmed while the
+    chunk is being written to the backend (that wait is the write timeout's).
+    """
+
+    __slots__ = ("_gen", "idle", "limit", "receive")
+
+    def __init__(self, receive: Receive, limit: int, idle: float) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.idle = idle
+        self._gen: AsyncIterator[bytes] | None = None
+
+    async def read_all(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        self._gen = self._chunks()
+        return self._gen
+
+    async def close(self) -> None:
+        gen, self._gen = self._gen, None
+        aclose = getattr(gen, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        seen = 0
+        try:
+            async with asyncio.timeout(self.idle) as timer:
+                while True:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone
+                    chunk: bytes = message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if chunk:
+                        seen += len(chunk)
+                        if seen > self.limit:
+                            raise PayloadTooLarge(detail=f"the request body is larger than {self.limit} bytes")
+                        timer.reschedule(None)
+                        yield chunk
+                    if not more:
+                        return
+                    timer.reschedule(loop.time() + self.idle)
+        except TimeoutError:
+            raise RequestTimeout(
+                detail=f"the client sent no body bytes for {self.idle} seconds"
+            ) from None
 
 
 async def _wait_disconnect(receive: Receive) -> None:

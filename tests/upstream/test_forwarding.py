@@ -50,7 +50,7 @@ async def test_forwarded_headers_from_untrusted_peer_are_replaced(gateway: Gatew
     h = received_headers(r)
     assert h["x-forwarded-for"] == ["127.0.0.1"]
     assert h["x-forwarded-proto"] == ["http"]
-    assert h["forwarded"] == ['for="127.0.0.1";proto=http;host=' + gateway.url.split("//")[1]]
+    assert h["forwarded"] == ['for="127.0.0.1";proto=http;host="' + gateway.url.split("//")[1] + '"']
     assert "x-real-ip" not in h
     assert h["x-forwarded-host"] == [gateway.url.split("//")[1]]
 
