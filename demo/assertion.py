@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from joserfc import jwt
@@ -56,6 +56,9 @@ _REQUIRED_CLAIMS: tuple[str, ...] = (
     "htm",
     "htu",
 )
+#: `[signing] binding = "session"`: one assertion per session and backend, reused for a while,
+#: so it names no request (no htm/htu/rid) and carries no single-use jti.
+_SESSION_REQUIRED_CLAIMS: tuple[str, ...] = ("iss", "aud", "sub", "iat", "exp", "acl", "amr")
 _MAX_TOKEN_LENGTH = 8192
 _PublicKey = OKPKey | ECKey
 
@@ -79,7 +82,8 @@ class VerifiedAssertion:
     subject: str
     access_level: str
     auth_methods: tuple[str, ...]
-    request_id: str
+    #: None for a session-bound assertion (it names no request)
+    request_id: str | None
     parts: tuple[str, ...] | None
     key_id: str
     claims: Mapping[str, Any]
@@ -135,7 +139,10 @@ class AssertionVerifier:
         max_lifetime_seconds: int = 300,
         fetch_timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        binding: Literal["request", "session"] = "request",
     ) -> None:
+        if binding not in ("request", "session"):
+            raise ValueError(f"binding must be 'request' or 'session', got {binding!r}")
         if not jwks_url.startswith(("http://", "https://")):
             raise ValueError(f"jwks_url must be an http(s) URL, got {jwks_url!r}")
         if not audience or not issuer:
@@ -143,6 +150,9 @@ class AssertionVerifier:
         self.jwks_url = jwks_url
         self.audience = audience
         self.issuer = issuer
+        #: "session" accepts the gateway's session-bound assertions too (the gateway's
+        #: `[signing] binding`); a request-bound one is then still checked as such.
+        self.binding = binding
         self._clock = clock
         self._skew = skew_seconds
         self._refetch_interval = refetch_interval
@@ -241,7 +251,9 @@ class AssertionVerifier:
     def _check_claims(
         self, claims: Mapping[str, Any], *, method: str, path: str, kid: str
     ) -> VerifiedAssertion:
-        missing = [name for name in _REQUIRED_CLAIMS if name not in claims]
+        request_bound = self.binding == "request" or any(c in claims for c in ("htm", "htu", "jti", "rid"))
+        required = _REQUIRED_CLAIMS if request_bound else _SESSION_REQUIRED_CLAIMS
+        missing = [name for name in required if name not in claims]
         if missing:
             raise InvalidAssertion(f"missing claims: {', '.join(missing)}")
         if claims["iss"] != self.issuer:
@@ -262,26 +274,31 @@ class AssertionVerifier:
         nbf = claims.get("nbf", now)
         if not isinstance(nbf, int | float) or nbf > now + self._skew:
             raise InvalidAssertion("not yet valid")
-        if not isinstance(claims["htm"], str) or claims["htm"].upper() != method.upper():
-            raise InvalidAssertion("htm does not match the request method")
-        if claims["htu"] != path:
-            raise InvalidAssertion("htu does not match the request path")
-        subject, access_level, request_id = claims["sub"], claims["acl"], claims["rid"]
-        if not all(isinstance(v, str) and v for v in (subject, access_level, request_id)):
+        if request_bound:
+            if not isinstance(claims["htm"], str) or claims["htm"].upper() != method.upper():
+                raise InvalidAssertion("htm does not match the request method")
+            if claims["htu"] != path:
+                raise InvalidAssertion("htu does not match the request path")
+        subject, access_level = claims["sub"], claims["acl"]
+        request_id = claims["rid"] if request_bound else None
+        if not all(isinstance(v, str) and v for v in (subject, access_level)) or (
+            request_bound and not (isinstance(request_id, str) and request_id)
+        ):
             raise InvalidAssertion("sub/acl/rid must be non-empty strings")
         if access_level not in ("full", "restricted"):
             raise InvalidAssertion("unknown access level")
         methods = claims["amr"]
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
             raise InvalidAssertion("amr must be a list of strings")
-        jti = claims["jti"]
-        if not isinstance(jti, str) or not jti:
-            raise InvalidAssertion("jti must be a non-empty string")
-        if jti in self._seen:
-            raise InvalidAssertion("assertion already used (replay)")
-        if len(self._seen) > 10_000:
-            self._seen = {k: v for k, v in self._seen.items() if v > now - self._skew}
-        self._seen[jti] = float(exp)
+        if request_bound:
+            jti = claims["jti"]
+            if not isinstance(jti, str) or not jti:
+                raise InvalidAssertion("jti must be a non-empty string")
+            if jti in self._seen:
+                raise InvalidAssertion("assertion already used (replay)")
+            if len(self._seen) > 10_000:
+                self._seen = {k: v for k, v in self._seen.items() if v > now - self._skew}
+            self._seen[jti] = float(exp)
         parts_claim = claims.get("parts")
         parts: tuple[str, ...] | None = None
         if parts_claim is not None:

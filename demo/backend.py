@@ -16,6 +16,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import httpx
 from starlette.applications import Starlette
@@ -111,6 +112,7 @@ def create_app(
     issuer: str = "portal-gateway",
     clock: Callable[[], float] = time.time,
     jwks_transport: httpx.AsyncBaseTransport | None = None,
+    assertion_binding: Literal["request", "session"] = "request",
 ) -> Starlette:
     """A fresh demo backend with its own state and its own JWKS cache.
 
@@ -118,7 +120,8 @@ def create_app(
     normally the keys come from `jwks_url` over the network.
     """
     verifier = AssertionVerifier(
-        jwks_url=jwks_url, audience=audience, issuer=issuer, clock=clock, transport=jwks_transport
+        jwks_url=jwks_url, audience=audience, issuer=issuer, clock=clock, transport=jwks_transport,
+        binding=assertion_binding,
     )
     api = PortalApi(PortalState(demo_world(), clock))
     app = Starlette(
