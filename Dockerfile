@@ -39,7 +39,7 @@ RUN mkdir -p /app/var && chown gateway:gateway /app/var
 VOLUME ["/app/var"]
 
 USER gateway
-EXPOSE 8080
+EXPOSE 8080 9090
 
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/_gateway/health', timeout=2).status == 200 else 1)"]

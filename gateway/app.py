@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.assertion import AssertionSigner
-from gateway.components import Components, Hook, ReadyCheck, build_components
+from gateway.components import Components, Hook, build_components
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
@@ -45,6 +45,7 @@ from gateway.middleware.context import STATUS_KEY, AccessLog, ContextMiddleware
 from gateway.middleware.errors import send_error
 from gateway.middleware.forward_auth import mount_forward_auth
 from gateway.middleware.pipeline import DecisionStages, ProxyPipeline
+from gateway.ops import OpsListener, build_ops_app, health_route
 from gateway.routes import RouteTable, load_routes
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool
@@ -189,45 +190,11 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": "websocket_not_supported"})
 
 
-def _ops_routes(
-    registry: CollectorRegistry, checks: Sequence[ReadyCheck], metrics: GatewayMetrics, keys: KeyStore
-) -> list[BaseRoute]:
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
-
-    async def ready(request: Request) -> Response:
-        results: dict[str, dict[str, Any]] = {}
-        status = "ready"
-        for check in checks:
-            try:
-                name, ok, message = await asyncio.wait_for(check(), timeout=3.0)
-            except Exception as exc:  # a check that cannot answer is a failed check
-                name, ok, message = getattr(check, "__name__", "check"), False, type(exc).__name__
-            results[name] = {"ok": ok is True, "message": message}
-            if ok == "degraded":
-                results[name]["degraded"] = True
-                status = "degraded" if status == "ready" else status
-            elif ok is not True:
-                status = "not_ready"
-            metrics.ready.labels(name).set(1 if ok is True else 0)
-        return JSONResponse(
-            {"status": status, "checks": results},
-            status_code=503 if status == "not_ready" else 200,
-            headers={"cache-control": "no-store"},
-        )
-
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
+def _jwks_route(keys: KeyStore) -> BaseRoute:
     async def jwks(request: Request) -> Response:
         return JSONResponse(keys.jwks(), headers={"cache-control": "public, max-age=60"})
 
-    return [
-        Route("/_gateway/health", health, methods=["GET"]),
-        Route("/_gateway/ready", ready, methods=["GET"]),
-        Route("/_gateway/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    ]
+    return Route("/.well-known/jwks.json", jwks, methods=["GET"])
 
 
 def build_app(
@@ -238,8 +205,13 @@ def build_app(
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
     access_log_stream: Any = None,
+    serve_ops: bool = False,
 ) -> ContextMiddleware:
-    """Build the whole gateway from settings; tests inject components."""
+    """Build the whole gateway from settings; tests inject components.
+
+    The operations app (readiness details, metrics) is `app.ops`; `serve_ops` also opens
+    its listener in the lifespan (the serving process asks for it, tests do not).
+    """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = GatewayMetrics(registry)
     if components is None:
@@ -274,18 +246,26 @@ def build_app(
         return _ErrorResponse(exc, request, lookup)
 
     control = Starlette(
-        routes=[*_ops_routes(registry, components.ready_checks, metrics, keys), *components.control_routes],
+        routes=[health_route(), _jwks_route(keys), *components.control_routes],
         exception_handlers={GatewayError: gateway_error},
     )
 
     async def start_keys() -> None:
         keys.load()
 
+    ops = build_ops_app(registry, components.ready_checks, metrics)
+    ops_hooks: tuple[list[Hook], list[Hook]] = ([], [])
+    if serve_ops and settings.server.ops_port:
+        listener = OpsListener(
+            ops, host=settings.server.ops_host, port=settings.server.ops_port,
+            reuse_port=settings.server.workers > 1,
+        )
+        ops_hooks = ([listener.start], [listener.stop])
     app = GatewayApp(
         control=control,
         pipeline=pipeline,
-        startup=[start_keys, pool.start, *components.on_startup],
-        shutdown=[*components.on_shutdown, pool.close],
+        startup=[start_keys, pool.start, *components.on_startup, *ops_hooks[0]],
+        shutdown=[*ops_hooks[1], *components.on_shutdown, pool.close],
         reload=components.on_reload,
     )
     stream = access_log_stream
@@ -309,9 +289,10 @@ def build_app(
     )
     outer = ContextMiddleware(edge, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)
     outer.gateway = app  # type: ignore[attr-defined]
+    outer.ops = ops  # type: ignore[attr-defined]
     return outer
 
 
 def create_app() -> ContextMiddleware:
     """uvicorn factory: configuration from PORTAL_GATEWAY_CONFIG (and the environment)."""
-    return build_app(load_settings())
+    return build_app(load_settings(), serve_ops=True)

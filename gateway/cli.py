@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.server.workers == 1:
         # Build once here so a startup error (routes, keys, policy) is reported
         # before the socket opens, then hand the instance to uvicorn.
-        target: Any = build_app(settings)
+        target: Any = build_app(settings, serve_ops=True)
         factory = False
     else:
         # Worker processes build their app from the environment (uvicorn's factory).
@@ -102,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo_runner import run_demo
 
     configure_logging()
-    return run_demo(host=args.host, port=args.port, backend_port=args.backend_port)
+    return run_demo(host=args.host, port=args.port, backend_port=args.backend_port, ops_port=args.ops_port)
 
 
 def _version() -> str:
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--backend-port", type=int, default=8081)
+    demo.add_argument("--ops-port", type=int, default=8082, help="operations listener (readiness, metrics)")
     demo.set_defaults(func=_demo)
 
     config = sub.add_parser("config", help="configuration tools")

@@ -24,14 +24,14 @@ portal-gateway demo
 ===================
   Gateway          {gw}            (login pages: {gw}/auth/login)
   Demo backend     http://{host}:{backend_port}  (only reachable with the gateway's signed assertion)
-  Health / ready   {gw}/_gateway/health   {gw}/_gateway/ready
-  Metrics          {gw}/_gateway/metrics
+  Health           {gw}/_gateway/health
+  Operations       {ops}/_gateway/ready   {ops}/_gateway/metrics   (loopback only)
   JWKS             {gw}/.well-known/jwks.json
   SMS-TAN outbox   {outbox}
                    (every SMS code the demo "sends" is appended there: tail -f it)
   Decision log     {decisions}
 
-The demo people (DOMAIN.md section 4):
+The demo people (docs/domain.md section 4):
   Anna Huber      holder, already registered: login anna.huber@example.at / anna-portal-2025,
                   TOTP secret JBSWY3DPEHPK3PXP (e.g. `oathtool --totp -b JBSWY3DPEHPK3PXP`)
   Markus Mayr     holder of Installateur Mayr KG: register with customer no. 1000010 + Kundenkennwort Mayr-KG-Kennwort
@@ -79,7 +79,10 @@ def _project_root() -> Path | None:
     return None
 
 
-def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8081, config: str | None = None) -> int:
+def run_demo(
+    *, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8081, ops_port: int = 8082,
+    config: str | None = None,
+) -> int:
     import uvicorn
 
     from gateway.app import build_app
@@ -96,7 +99,7 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8
     # checkout, so the demo runs there whatever directory it was started from.
     os.chdir(root)
     config_path = config_path or root / "config" / "demo.toml"
-    for p in (port, backend_port):
+    for p in (port, backend_port, ops_port):
         if not _port_free(host, p):
             print(f"portal-gateway demo: port {p} on {host} is already in use (stop what runs there first)",
                   file=sys.stderr)
@@ -107,12 +110,13 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8
             "server.port": port,
             "server.host": host,
             "server.public_url": f"http://{host}:{port}",
+            "server.ops_port": ops_port,
             "upstreams.portal": {"url": f"http://{host}:{backend_port}"},
         },
     )
     data_dir = settings.path(settings.server.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings)
+    app = build_app(settings, serve_ops=True)
 
     backend = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "demo.backend", "--host", host, "--port", str(backend_port),
@@ -124,7 +128,7 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 8080, backend_port: int = 8
             print("portal-gateway demo: the demo backend did not start", file=sys.stderr)
             return 1
         outbox = settings.extra.get("sms", {}).get("outbox_path") or str(data_dir / "sms-outbox.jsonl")
-        print(GUIDE.format(gw=f"http://{host}:{port}", host=host, backend_port=backend_port,
+        print(GUIDE.format(gw=f"http://{host}:{port}", ops=f"http://{host}:{ops_port}", host=host, backend_port=backend_port,
                            outbox=settings.path(outbox), decisions=settings.path(settings.policy.decision_log)),
               flush=True)
         # uvicorn re-raises the signal that stopped it once it has shut down; with

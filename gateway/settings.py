@@ -66,6 +66,9 @@ class ServerSettings:
     #: Longest accepted request path (bytes, percent-encoded form).
     max_path_bytes: int = 2048
     graceful_shutdown_seconds: int = 10
+    #: The operations listener (readiness details, metrics): loopback by default; 0 = none.
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 9090
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +382,10 @@ def _validate(s: Settings) -> None:
     src = s.source
     if not 0 < s.server.port < 65536:
         raise SettingsError(f"{src}: server.port must be between 1 and 65535, got {s.server.port}")
+    if not 0 <= s.server.ops_port < 65536:
+        raise SettingsError(f"{src}: server.ops_port must be between 0 (off) and 65535, got {s.server.ops_port}")
+    if s.server.ops_port and s.server.ops_port == s.server.port and s.server.ops_host == s.server.host:
+        raise SettingsError(f"{src}: server.ops_port must differ from server.port ({s.server.port})")
     if s.server.workers < 1:
         raise SettingsError(f"{src}: server.workers must be at least 1, got {s.server.workers}")
     if s.server.workers > 1 and s.store.backend == "memory":
@@ -482,6 +489,7 @@ def _validate_connections(s: Settings) -> None:
         parent = s.path(sink).parent
         if parent.exists() and not parent.is_dir():
             raise SettingsError(f"{src}: policy.decision_log: {parent} is not a directory")
+
 
 def _validate_upstream_limits(src: str, name: str, up: UpstreamSettings) -> None:
     for key in (

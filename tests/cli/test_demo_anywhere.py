@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -26,9 +27,9 @@ def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -
     exe = Path(sys.executable).parent / "portal-gateway"
     if not exe.exists():
         pytest.fail("the portal-gateway console script is not installed in this environment")
-    port, backend_port = _free_port(), _free_port()
+    port, backend_port, ops_port = _free_port(), _free_port(), _free_port()
     proc = subprocess.Popen(  # noqa: S603
-        [str(exe), "demo", "--port", str(port), "--backend-port", str(backend_port)],
+        [str(exe), "demo", "--port", str(port), "--backend-port", str(backend_port), "--ops-port", str(ops_port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -44,6 +45,17 @@ def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -
         assert status is not None, "the demo did not answer /api/status"
         assert status["status"] == "ok"
         assert not (tmp_path / "var").exists(), "the demo wrote its state into the directory it was started from"
+        # Readiness details and metrics are on the operations listener, not on the client port.
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/_gateway/ready", timeout=5) as answer:
+            assert json.loads(answer.read())["status"] in ("ready", "degraded")
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/_gateway/metrics", timeout=5) as answer:
+            assert b"portal_gateway_requests" in answer.read()
+        for path in ("/_gateway/ready", "/_gateway/metrics"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                raise AssertionError(f"{path} is served on the client port")
+            except urllib.error.HTTPError as refused:
+                assert refused.code == 404
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -44,9 +44,15 @@ class Portal:
     outbox: Path
     decisions: io.StringIO
     data_dir: Path
+    #: The operations listener (readiness details, metrics), when the test serves one.
+    ops_url: str = ""
 
     def client(self, **kw: object) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=20, **kw)  # type: ignore[arg-type]
+
+    def ops_client(self) -> httpx.AsyncClient:
+        assert self.ops_url, "this portal was started without an operations listener"
+        return httpx.AsyncClient(base_url=self.ops_url, timeout=20)
 
     def last_sms_code(self, msisdn: str) -> str:
         import re
@@ -74,6 +80,7 @@ def portal_overrides(tmp_path: Path, gw_port: int, upstream_url: str) -> dict[st
         "sms.outbox_path": str(tmp_path / "sms-outbox.jsonl"),
         "sms.sender": "outbox",
         "upstreams.portal": {"url": upstream_url},
+        "server.ops_port": free_port(),
     }
 
 
@@ -89,8 +96,8 @@ async def portal(tmp_path: Path) -> AsyncIterator[Portal]:
     outbox = tmp_path / "sms-outbox.jsonl"
     settings = portal_settings(tmp_path, gw_port, f"http://127.0.0.1:{backend_port}")
     log = io.StringIO()
-    app = build_app(settings, registry=CollectorRegistry(), access_log_stream=log)
+    app = build_app(settings, registry=CollectorRegistry(), access_log_stream=log, serve_ops=True)
     backend = create_backend(jwks_url=f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", audience="portal")
     async with serve_asgi(backend, port_override=backend_port) as backend_url:
         async with serve_asgi(app, port_override=gw_port) as url:
-            yield Portal(url, backend_url, outbox, log, tmp_path)
+            yield Portal(url, backend_url, outbox, log, tmp_path, f"http://127.0.0.1:{settings.server.ops_port}")

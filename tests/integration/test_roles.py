@@ -209,7 +209,7 @@ async def test_decision_log_records_every_decision_without_secrets(portal: Porta
 
 
 async def test_readiness_reports_every_dependency(portal: Portal) -> None:
-    async with portal.client() as c:
+    async with portal.ops_client() as c:
         r = await c.get("/_gateway/ready")
         assert r.status_code == 200
         assert {"policy", "directory", "database"} <= set(r.json()["checks"])

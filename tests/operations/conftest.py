@@ -53,11 +53,13 @@ async def running_portal(tmp_path: Path, **overrides: Any) -> AsyncIterator[Runn
     settings = load_settings(ROOT / "config" / "demo.toml", environ={}, overrides=merged)
     log = io.StringIO()
     registry = CollectorRegistry()
-    app = build_app(settings, registry=registry, access_log_stream=log)
+    app = build_app(settings, registry=registry, access_log_stream=log, serve_ops=True)
     backend = create_backend(jwks_url=f"http://127.0.0.1:{gw_port}/.well-known/jwks.json", audience="portal")
+    ops_url = f"http://127.0.0.1:{settings.server.ops_port}"
     async with serve_asgi(backend, port_override=backend_port) as backend_url:
         async with serve_asgi(app, port_override=gw_port) as url:
-            yield Running(Portal(url, backend_url, tmp_path / "sms-outbox.jsonl", log, tmp_path), app, registry)
+            portal = Portal(url, backend_url, tmp_path / "sms-outbox.jsonl", log, tmp_path, ops_url)
+            yield Running(portal, app, registry)
 
 
 class RedisServer:

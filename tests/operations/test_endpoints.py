@@ -18,8 +18,8 @@ async def test_health(portal: Portal) -> None:
 
 
 async def test_ready_names_every_dependency(portal: Portal) -> None:
-    async with portal.client() as c:
-        r = await c.get("/_gateway/ready")
+    async with portal.ops_client() as o:
+        r = await o.get("/_gateway/ready")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ready"
@@ -42,8 +42,9 @@ async def test_metrics_count_requests_by_route_action_status(portal: Portal) -> 
         h = await login_anna(c)
         assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
         assert (await c.get("/api/lines/%2e%2e/usage")).status_code == 400
-        await c.get("/_gateway/ready")
-        r = await c.get("/_gateway/metrics")
+    async with portal.ops_client() as o:
+        await o.get("/_gateway/ready")
+        r = await o.get("/_gateway/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
@@ -84,3 +85,16 @@ async def test_access_log_is_json_with_request_id(portal: Portal) -> None:
     mine = [x for x in records if "ops-test-1" in json.dumps(x)]
     assert mine, records
     assert mine[-1]["status"] == 200
+
+
+async def test_client_port_keeps_only_liveness(portal: Portal) -> None:
+    """Readiness details (database, policy errors) and metrics are not public on the client port."""
+    async with portal.client() as c:
+        assert (await c.get("/_gateway/health")).json() == {"status": "ok"}
+        for path in ("/_gateway/ready", "/_gateway/metrics"):
+            r = await c.get(path)
+            assert r.status_code == 404, path
+            assert "portal_gateway" not in r.text and "sqlite" not in r.text
+    async with portal.ops_client() as o:
+        assert (await o.get("/_gateway/health")).status_code == 200
+        assert (await o.get("/_gateway/ready")).status_code == 200

@@ -36,8 +36,10 @@ async def wait_ready(c: httpx.AsyncClient, seconds: float = 15.0) -> httpx.Respo
 
 async def test_store_down_is_503_and_recovers(tmp_path: Path, redis_server: RedisServer) -> None:
     overrides = {"store.backend": "redis", "store.url": redis_server.url, "store.key_prefix": unique_prefix()}
-    async with running_portal(tmp_path, **overrides) as run, run.portal.client() as c:
-        r = await ready(c)
+    async with (
+        running_portal(tmp_path, **overrides) as run, run.portal.client() as c, run.portal.ops_client() as o
+    ):
+        r = await ready(o)
         assert r.status_code == 200, r.text
         h = await register(c, "sophie.wagner@example.at", "436641000020", "puk", "20202020")
         assert (await c.get(USAGE, headers=h)).status_code == 200
@@ -48,7 +50,7 @@ async def test_store_down_is_503_and_recovers(tmp_path: Path, redis_server: Redi
         assert "20202020" not in r.text
         r = await c.get("/api/status")  # public routes need no store
         assert r.status_code == 200
-        r = await ready(c)
+        r = await ready(o)
         assert r.status_code == 503
         body = r.json()
         assert body["status"] == "not_ready"
@@ -61,7 +63,7 @@ async def test_store_down_is_503_and_recovers(tmp_path: Path, redis_server: Redi
         assert r.status_code == 503, r.text
 
         await redis_server.start()  # same port, empty: every session is gone
-        r = await wait_ready(c)
+        r = await wait_ready(o)
         assert r.status_code == 200, r.text
         r = await c.get(USAGE, headers=h)
         assert r.status_code == 401, r.text
@@ -76,8 +78,10 @@ async def test_directory_down_is_503_and_recovers(tmp_path: Path) -> None:
         overrides = {"directory.backend": "http", "directory.url": directory.url,
                      "directory.cache_ttl_seconds": 0.0, "directory.timeout_seconds": 1.0,
                      "directory.seed_file": ""}
-        async with running_portal(tmp_path, **overrides) as run, run.portal.client() as c:
-            r = await ready(c)
+        async with (
+        running_portal(tmp_path, **overrides) as run, run.portal.client() as c, run.portal.ops_client() as o
+    ):
+            r = await ready(o)
             assert r.status_code == 200, r.text
             h = await login_anna(c)
             assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200
@@ -87,14 +91,14 @@ async def test_directory_down_is_503_and_recovers(tmp_path: Path) -> None:
             assert r.status_code == 503, r.text
             r = await c.get("/api/customers/1000001/profile", headers=h)
             assert r.status_code == 503, r.text
-            r = await ready(c)
+            r = await ready(o)
             assert r.status_code == 503
             checks = r.json()["checks"]
             assert checks["directory"]["ok"] is False and "directory" in checks["directory"]["message"]
             assert checks["auth_store"]["ok"] is True
 
             await directory.start()
-            r = await wait_ready(c)
+            r = await wait_ready(o)
             assert r.status_code == 200, r.text
             # The session lives in the store, which never went away: the same login works again.
             assert (await c.get("/api/lines/436641000001/usage", headers=h)).status_code == 200

@@ -168,7 +168,10 @@ async def test_timeout_is_504(gateway: Gateway) -> None:
     r = await get(gateway, "/slow?s=3")
     assert r.status_code == 504
     assert r.json()["reason"] == "upstream_timeout"
-    metrics = (await get(gateway, "/_gateway/metrics")).text
+    # Metrics live on the operations listener; read the same registry it serves.
+    from prometheus_client import generate_latest
+
+    metrics = generate_latest(gateway.registry).decode()
     assert 'portal_gateway_upstream_errors_total{kind="timeout",upstream="bad"} 1.0' in metrics
 
 
