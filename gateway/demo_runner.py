@@ -128,9 +128,11 @@ def run_demo(
             print("portal-gateway demo: the demo backend did not start", file=sys.stderr)
             return 1
         outbox = settings.extra.get("sms", {}).get("outbox_path") or str(data_dir / "sms-outbox.jsonl")
-        print(GUIDE.format(gw=f"http://{host}:{port}", ops=f"http://{host}:{ops_port}", host=host, backend_port=backend_port,
-                           outbox=settings.path(outbox), decisions=settings.path(settings.policy.decision_log)),
-              flush=True)
+        guide = GUIDE.format(
+            gw=f"http://{host}:{port}", ops=f"http://{host}:{ops_port}", host=host, backend_port=backend_port,
+            outbox=settings.path(outbox), decisions=settings.path(settings.policy.decision_log),
+        )
+        print(guide, flush=True)
         # uvicorn re-raises the signal that stopped it once it has shut down; with
         # this handler that ends in SystemExit, so the backend below is stopped too.
         signal.signal(signal.SIGTERM, _exit_on_signal)
