@@ -28,7 +28,7 @@ from gateway.auth.authenticator import SessionAuthenticator
 from gateway.auth.base import Credentials
 from gateway.auth.config import SessionSettings
 from gateway.auth.oidc.component import OidcComponent, build_oidc_with
-from gateway.auth.oidc.ports import IssuedSession, LinkRequest
+from gateway.auth.oidc.ports import ExistingLink, IssuedSession, LinkRequest, LoggedInAccount
 from gateway.auth.sessions import SessionData, Sessions, session_handle, token_from_bearer
 from gateway.errors import AuthenticationFailed, GatewayError
 from gateway.principal import Principal
@@ -89,6 +89,10 @@ class LinkingAccounts:
         return account.subject
 
 
+    async def link_existing(self, request: ExistingLink) -> None:
+        raise AssertionError("these tests never link to an existing account")
+
+
 class RealSessions:
     """`OidcSessions` over auth's `Sessions` (without the accounts table)."""
 
@@ -118,6 +122,9 @@ class RealSessions:
 
     async def end_handle(self, handle: str) -> None:
         await self.sessions.revoke_handle(handle)
+
+    async def logged_in_account(self, credentials: Credentials) -> LoggedInAccount | None:
+        return None  # no password logins in this small gateway
 
     def session_handle(self, credentials: Credentials) -> str | None:
         if credentials.authorization:

@@ -177,18 +177,27 @@ async def test_wrong_proof_and_company_customer_are_refused(env: Env) -> None:
     )
 
 
-async def test_business_member_links_to_the_line_and_reuses_its_account(env: Env) -> None:
+async def test_business_member_link_makes_the_lines_account_once(env: Env) -> None:
     first = await env.accounts.link(request("sub-sophie", "436641000020", "puk", "20202020"))
     p = await env.accounts.principal_for_subject(
         ISS, "sub-sophie", provider="c", auth_methods=frozenset()
     )
-    assert p is not None and p.role == "business_member" and p.bound_msisdn == "436641000020"
+    assert p is not None and p.subject == first
+    assert p.role == "business_member" and p.bound_msisdn == "436641000020"
     assert p.person_id == "p-sophie-wagner"
-    # The same person at another provider (another subject) lands on the same account.
-    second = await env.accounts.link(
-        request("sub-sophie-2", "436641000020", "invoice_number", "RE-2026-110021")
+    # Another subject with a proof of the same line: a proof shows the contract, not
+    # the account, so it gets registration's 409 and never the existing account.
+    with pytest.raises(Conflict) as info:
+        await env.accounts.link(
+            request("sub-sophie-2", "436641000020", "invoice_number", "RE-2026-110021")
+        )
+    assert info.value.reason == "already_registered"
+    assert (
+        await env.accounts.principal_for_subject(
+            ISS, "sub-sophie-2", provider="c", auth_methods=frozenset()
+        )
+        is None
     )
-    assert second == first
 
 
 async def test_sessions_adapter_uses_auths_sessions_and_cookie(env: Env) -> None:

@@ -3,8 +3,10 @@
 `AuthOidcAccounts`: links live in `links.OidcLinks`; accounts in
 `gateway.auth.accounts.Accounts`; the proof is checked by
 `gateway.auth.registration.Registrar.check_proof` (same regulator, same policy
-``can_register``, same proofs as a registration). The account's binding comes
-from the policy's verdict, never from a claim.
+``can_register``, same proofs and the same duplicate rule as a registration). The
+account's binding comes from the policy's verdict, never from a claim. A proof only
+ever makes a NEW account; an existing one is linked only from its own login
+(`AuthOidcSessions.logged_in_account`, then `AuthOidcAccounts.link_existing`).
 
 `AuthOidcSessions`: sessions are `gateway.auth.sessions.Sessions`; the cookie is
 auth's session cookie (name and flags handed in by the composition root).
@@ -21,12 +23,12 @@ from gateway.auth.base import Credentials
 from gateway.auth.cookies import CookiePolicy
 from gateway.auth.login import session_data_for
 from gateway.auth.oidc.links import OidcLinks
-from gateway.auth.oidc.ports import IssuedSession, LinkRequest
+from gateway.auth.oidc.ports import ExistingLink, IssuedSession, LinkRequest, LoggedInAccount
 from gateway.auth.outcomes import Conflict
 from gateway.auth.registration import Registrar, valid_login
 from gateway.auth.sessions import Sessions, session_handle, token_from_bearer
 from gateway.directory.base import Directory
-from gateway.principal import AccessLevel, Principal, Role
+from gateway.principal import SECOND_FACTORS, AccessLevel, Principal, Role
 
 __all__ = ["AuthOidcAccounts", "AuthOidcSessions", "principal_of"]
 
@@ -67,37 +69,46 @@ class AuthOidcAccounts:
         return principal_of(account, auth_methods=auth_methods, provider=provider)
 
     async def link(self, request: LinkRequest) -> str:
+        """A NEW account for a correct proof, where password registration would make one.
+
+        A registration proof (PUK, invoice number, Kundenkennwort, SMS-TAN) proves a
+        contract, not an account: when the line already has its account, the answer
+        is the same 409 ``already_registered`` as registration, never that account.
+        Its owner links from the account page (`link_existing`), after its own login.
+        """
         target, verdict = await self._registrar.check_proof(
             request.identifier, request.proof_type, request.proof, client_ip=request.client_ip
         )
         assert verdict.role is not None and verdict.access_level is not None
-        account: Account | None = None
-        if verdict.role != "customer" and verdict.bound_msisdn is not None:
-            # The line already has its account (registered with the same kind of
-            # proof): the subject is linked to it instead of making a second one.
-            existing = await self._accounts.find_bound(
-                verdict.role, bound_msisdn=verdict.bound_msisdn
-            )
-            account = existing[0] if len(existing) == 1 else None
-            if len(existing) > 1:
-                raise Conflict("already_registered")
-        if account is None:
-            person_id = None
-            if verdict.role != "customer" and target.msisdn is not None:
-                line = await self._directory.line(target.msisdn)
-                person_id = None if line is None else line.user_person_id
-            account = await self._create(
-                request,
-                verdict.role,
-                verdict.access_level,
-                target.identifier,
-                verdict.bound_customer,
-                verdict.bound_msisdn,
-                person_id,
-            )
+        if await self._registrar.already_registered(verdict):
+            raise Conflict("already_registered")
+        if await self._links.account_of(request.issuer, request.subject) is not None:
+            raise Conflict("oidc_already_linked")
+        person_id = None
+        if verdict.role != "customer" and target.msisdn is not None:
+            line = await self._directory.line(target.msisdn)
+            person_id = None if line is None else line.user_person_id
+        account = await self._create(
+            request,
+            verdict.role,
+            verdict.access_level,
+            target.identifier,
+            verdict.bound_customer,
+            verdict.bound_msisdn,
+            person_id,
+        )
         if not await self._links.add(request.issuer, request.subject, account.id, request.provider):
+            await self._accounts.delete(account.id)
             raise Conflict("oidc_already_linked")
         return account.id
+
+    async def link_existing(self, request: ExistingLink) -> None:
+        if await self._accounts.get(request.account_id) is None:
+            raise Conflict("account_gone")
+        if not await self._links.add(
+            request.issuer, request.subject, request.account_id, request.provider
+        ):
+            raise Conflict("oidc_already_linked")
 
     async def _create(
         self,
@@ -164,14 +175,30 @@ class AuthOidcSessions:
     async def end_handle(self, handle: str) -> None:
         await self._sessions.revoke_handle(handle)
 
-    def session_handle(self, credentials: Credentials) -> str | None:
+    async def logged_in_account(self, credentials: Credentials) -> LoggedInAccount | None:
+        token = self._token(credentials)
+        session = await self._sessions.lookup(token) if token else None
+        if session is None or session.data.pending or session.data.account_id is None:
+            return None
+        account = await self._accounts.get(session.data.account_id)
+        if account is None or not account.has_password:
+            return None
+        methods = set(session.data.methods)
+        if "password" not in methods:
+            return None  # an OIDC or SMS-TAN session is not the account's own login
+        if account.totp_enabled and not methods & SECOND_FACTORS:
+            return None
+        return LoggedInAccount(account_id=account.id, login=account.login)
+
+    def _token(self, credentials: Credentials) -> str | None:
         # Same precedence as auth's SessionAuthenticator: a bearer header wins.
-        token: str | None
         if credentials.authorization:
             scheme, _, value = credentials.authorization.strip().partition(" ")
-            token = token_from_bearer(value.strip()) if scheme.lower() == "bearer" else None
-        else:
-            token = credentials.cookies.get(self._cookies.session_name)
+            return token_from_bearer(value.strip()) if scheme.lower() == "bearer" else None
+        return credentials.cookies.get(self._cookies.session_name)
+
+    def session_handle(self, credentials: Credentials) -> str | None:
+        token = self._token(credentials)
         return session_handle(token) if token else None
 
     def clear_cookie(self, response: Response) -> None:

@@ -4,7 +4,9 @@
     GET  /auth/oidc/login?provider=&next=   → 302 to the provider (PKCE, state, nonce)
     GET  /auth/oidc/callback            → 303 to ``next`` with a session, or to the link page
     GET  /auth/oidc/link                the form for the registration proof (unknown subject)
-    POST /auth/oidc/link                JSON or form {identifier, proof_type, proof}
+    POST /auth/oidc/link                JSON or form {identifier, proof_type, proof}: a NEW
+                                        account; or {link_to: "account"}: the account this
+                                        browser is logged in to (password + second factor)
     POST /auth/oidc/logout              ends the session; JSON {logout_url} or 303 to the provider
     POST /auth/oidc/backchannel-logout  Back-Channel Logout 1.0 (form field logout_token)
 
@@ -33,9 +35,9 @@ from gateway.auth.oidc.config import OidcSettings
 from gateway.auth.oidc.errors import OidcLoginFailed, ProviderUnavailable, TokenRejected
 from gateway.auth.oidc.flow import CompletedLogin, LoginFlow
 from gateway.auth.oidc.lifetime import OidcSessionRecord, SessionRecords
-from gateway.auth.oidc.ports import LinkRequest, OidcAccounts, OidcSessions
+from gateway.auth.oidc.ports import ExistingLink, LinkRequest, OidcAccounts, OidcSessions
 from gateway.auth.oidc.state import random_token
-from gateway.errors import BadRequest, Forbidden
+from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.store.base import Store
 
 __all__ = ["OidcEndpoints", "PendingLink"]
@@ -86,6 +88,40 @@ def _no_store(response: Response) -> Response:
     response.headers["Pragma"] = "no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+_ALREADY_REGISTERED = (
+    "Für diese Rufnummer gibt es bereits ein Konto. Melden Sie sich mit Passwort (und zweitem "
+    "Faktor) an und verknüpfen Sie die Anmeldung auf der Kontoseite (/auth/account).",
+    "There is already an account for this number. Log in to it with its password (and second "
+    "factor) and link this login from the account page (/auth/account).",
+)
+
+
+def already_registered(as_json: bool) -> Response:
+    """409 ``already_registered``, as password registration answers, plus how to link."""
+    de, en = _ALREADY_REGISTERED
+    if as_json:
+        response: Response = JSONResponse(
+            {
+                "error": "conflict",
+                "reason": "already_registered",
+                "message": en,
+                "message_de": de,
+                "link_from": "/auth/account",
+            },
+            status_code=409,
+        )
+    else:
+        response = HTMLResponse(
+            '<!doctype html><html lang="de"><head><meta charset="utf-8"><title>409</title></head>'
+            f"<body><main><h1>{html.escape(de)}</h1><p>{html.escape(en)}</p>"
+            '<p><a href="/auth/login?next=/auth/account">Anmelden / Log in</a></p>'
+            "<p><small>already_registered</small></p></main></body></html>",
+            status_code=409,
+        )
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    return _no_store(response)
 
 
 class OidcEndpoints:
@@ -261,19 +297,32 @@ class OidcEndpoints:
     async def link_page(self, request: Request) -> Response:
         _, pending = await self._pending(request)
         provider = html.escape(pending.provider)
+        own = await self._sessions.logged_in_account(credentials_of(request))
+        existing = ""
+        if own is not None:
+            who = html.escape(own.login or own.account_id)
+            existing = f"""<section id="link-existing"><h2>Mit Ihrem Konto verknüpfen / Link to your account</h2>
+<p>Sie sind als <strong>{who}</strong> angemeldet. / You are logged in as <strong>{who}</strong>.</p>
+<form method="post" action="/auth/oidc/link"><input type="hidden" name="link_to" value="account">
+<button type="submit">{provider} mit diesem Konto verknüpfen / Link {provider} to this account</button>
+</form></section>"""
         body = f"""<!doctype html><html lang="de"><head><meta charset="utf-8">
 <title>Konto verknüpfen / Link your account</title></head><body>
 <h1>Konto verknüpfen / Link your account</h1>
-<p>Ihre Anmeldung bei {provider} ist noch keinem Portal-Konto zugeordnet. Weisen Sie einmal nach,
-wem der Vertrag gehört. / Your {provider} login is not linked to a portal account yet: give the
-registration proof once.</p>
+<p>Ihre Anmeldung bei {provider} ist noch keinem Portal-Konto zugeordnet. / Your {provider}
+login is not linked to a portal account yet.</p>
+{existing}
+<section id="link-new"><h2>Neues Konto / New account</h2>
+<p>Weisen Sie einmal nach, wem der Vertrag gehört. Hat die Rufnummer schon ein Konto, melden
+Sie sich damit an und verknüpfen Sie auf der Kontoseite. / Give the registration proof once. If the
+number already has an account, log in to it and link from the account page.</p>
 <form method="post" action="/auth/oidc/link">
 <label>Rufnummer oder Kundennummer / Phone or customer number <input name="identifier" required></label>
 <label>Nachweis / Proof <select name="proof_type">
 <option value="kundenkennwort">Kundenkennwort</option><option value="puk">PUK</option>
 <option value="invoice_number">Rechnungsnummer / Invoice number</option></select></label>
 <label>Wert / Value <input name="proof" type="password" required autocomplete="off"></label>
-<button type="submit">Verknüpfen / Link</button></form></body></html>"""
+<button type="submit">Verknüpfen / Link</button></form></section></body></html>"""
         response = HTMLResponse(body)
         response.headers["Content-Security-Policy"] = (
             "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -320,22 +369,30 @@ registration proof once.</p>
         self._same_site_only(request)
         token, pending = await self._pending(request)
         data, as_json = await self._read_link_form(request)
+        ip = _client_ip(request)
+        if data.get("link_to") == "account":
+            return await self._link_to_own_account(request, token, pending, as_json)
         fields = {k: data.get(k) for k in ("identifier", "proof_type", "proof")}
         if not all(isinstance(v, str) and v and len(v) <= 256 for v in fields.values()):
             raise BadRequest("bad_request", "identifier, proof_type and proof are required")
-        ip = _client_ip(request)
-        account_id = await self._accounts.link(
-            LinkRequest(
-                provider=pending.provider,
-                issuer=pending.issuer,
-                subject=pending.subject,
-                identifier=str(fields["identifier"]),
-                proof_type=str(fields["proof_type"]),
-                proof=str(fields["proof"]),
-                client_ip=ip,
-                login_hint=pending.email,
+        try:
+            account_id = await self._accounts.link(
+                LinkRequest(
+                    provider=pending.provider,
+                    issuer=pending.issuer,
+                    subject=pending.subject,
+                    identifier=str(fields["identifier"]),
+                    proof_type=str(fields["proof_type"]),
+                    proof=str(fields["proof"]),
+                    client_ip=ip,
+                    login_hint=pending.email,
+                )
             )
-        )
+        except GatewayError as exc:
+            if exc.status_code == 409 and exc.reason == "already_registered":
+                log.info("oidc link refused provider=%s: the line has its account", pending.provider)
+                return already_registered(as_json)
+            raise
         await self._store.delete(self._prefix + "link:" + _digest(token))
         log.info("oidc subject linked provider=%s account=%s", pending.provider, account_id)
         response: Response
@@ -344,6 +401,41 @@ registration proof once.</p>
         else:
             response = RedirectResponse(pending.next, status_code=303)
         await self._open_session(response, pending, account_id, ip)
+        self._clear(response, self.link_cookie)
+        return _no_store(response)
+
+    async def _link_to_own_account(
+        self, request: Request, token: str, pending: PendingLink, as_json: bool
+    ) -> Response:
+        """Link to the account this browser is logged in to (its own login, not a proof).
+
+        The session stays as it is (it carries the account's password and second
+        factor); from now on the provider's login opens this account too.
+        """
+        own = await self._sessions.logged_in_account(credentials_of(request))
+        if own is None:
+            raise Forbidden(
+                "oidc_link_needs_login", "no password (+ second factor) login in this browser"
+            )
+        await self._accounts.link_existing(
+            ExistingLink(
+                provider=pending.provider,
+                issuer=pending.issuer,
+                subject=pending.subject,
+                account_id=own.account_id,
+            )
+        )
+        await self._store.delete(self._prefix + "link:" + _digest(token))
+        log.info(
+            "oidc subject linked to the logged-in account provider=%s account=%s",
+            pending.provider,
+            own.account_id,
+        )
+        response: Response
+        if as_json:
+            response = JSONResponse({"linked": True, "account": own.account_id, "next": "/auth/account"})
+        else:
+            response = RedirectResponse("/auth/account", status_code=303)
         self._clear(response, self.link_cookie)
         return _no_store(response)
 
