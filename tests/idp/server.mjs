@@ -16,6 +16,7 @@
 //   --resource URI    the resource indicator (= access token audience) of the gateway's API
 //   --at-ttl SECONDS  access token lifetime (default 300)
 //   --rt-ttl SECONDS  refresh token lifetime (default 3600)
+//   --jwks-max-age N  answer /jwks with "Cache-Control: public, max-age=N" (default: no header)
 //
 // Test hooks (loopback only, this is a test server):
 //   POST /__test/jwks     body = private JWKS: replace the signing keys without a restart
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     resource: { type: 'string', default: process.env.IDP_RESOURCE ?? 'urn:portal-gateway' },
     'at-ttl': { type: 'string', default: process.env.IDP_AT_TTL ?? '300' },
     'rt-ttl': { type: 'string', default: process.env.IDP_RT_TTL ?? '3600' },
+    'jwks-max-age': { type: 'string', default: process.env.IDP_JWKS_MAX_AGE ?? '' },
   },
 });
 
@@ -284,6 +286,9 @@ const server = createServer(async (req, res) => {
     } else if (req.method === 'POST' && url.pathname.startsWith('/__test/')) {
       await testHook(req, res, url.pathname);
     } else {
+      if (url.pathname === '/jwks' && args['jwks-max-age'] !== '') {
+        res.setHeader('cache-control', `public, max-age=${Number(args['jwks-max-age'])}`);
+      }
       handler(req, res);
     }
   } catch (err) {

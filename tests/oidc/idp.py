@@ -99,6 +99,7 @@ def start_idp(
     keys: list[RSAKey] | None = None,
     at_ttl: int = 300,
     rt_ttl: int = 3600,
+    jwks_max_age: int | None = None,
 ) -> Idp:
     ensure_installed()
     keys = keys or [new_key("k1")]
@@ -122,6 +123,7 @@ def start_idp(
             str(at_ttl),
             "--rt-ttl",
             str(rt_ttl),
+            *(["--jwks-max-age", str(jwks_max_age)] if jwks_max_age is not None else []),
         ],
         cwd=IDP_DIR,
         stdout=subprocess.PIPE,

@@ -64,8 +64,11 @@ class ProviderSettings:
     claims: ClaimMapping = field(default_factory=ClaimMapping)
     #: Accept client-credentials tokens (no linked person) as service clients.
     allow_service_clients: bool = True
-    #: Ask for refresh tokens (scope offline_access is added when the provider needs it).
+    #: Ask for refresh tokens (scope offline_access is added to the login's scopes).
     use_refresh_tokens: bool = True
+    #: The provider marks its access tokens ``typ: at+jwt`` (RFC 9068): refuse every
+    #: bearer token without it (an ID token then never passes, whatever its audience).
+    require_at_jwt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +79,11 @@ class OidcSettings:
     leeway_seconds: int = 30
     #: Provider metadata is fetched again after this long.
     discovery_ttl_seconds: float = 3600.0
-    #: A JWKS is refetched on an unknown kid at most this often.
+    #: The same unknown kid makes the JWKS be refetched at most this often (per kid value).
     jwks_min_refresh_seconds: float = 60.0
+    #: A fetched JWKS is trusted at most this long (shorter when the provider's
+    #: Cache-Control max-age says so): a withdrawn key stops working after it.
+    jwks_max_age_seconds: float = 300.0
     #: Timeout of every call to a provider.
     http_timeout_seconds: float = 5.0
     #: How long a started login may take (state, nonce, PKCE verifier live this long).
@@ -150,5 +156,9 @@ def validate_oidc_settings(settings: OidcSettings, source: str = "<oidc>") -> No
             raise _fail(
                 source, f"{key}.audience", "an api provider needs the audience its tokens carry"
             )
+    if not 5 <= settings.jwks_max_age_seconds <= 86400:
+        raise _fail(source, "jwks_max_age_seconds", "must be between 5 and 86400 seconds")
+    if not 0 <= settings.jwks_min_refresh_seconds <= 3600:
+        raise _fail(source, "jwks_min_refresh_seconds", "must be between 0 and 3600 seconds")
     if settings.leeway_seconds < 0 or settings.leeway_seconds > 300:
         raise _fail(source, "leeway_seconds", "must be between 0 and 300")

@@ -39,7 +39,11 @@ def build_providers(
             return (await d.get()).jwks_uri
 
         jwks = JwksCache(
-            jwks_uri, http=http, clock=clock, min_refresh_seconds=settings.jwks_min_refresh_seconds
+            jwks_uri,
+            http=http,
+            clock=clock,
+            min_refresh_seconds=settings.jwks_min_refresh_seconds,
+            max_age_seconds=settings.jwks_max_age_seconds,
         )
         verifier = TokenVerifier(
             issuer=p.issuer,
