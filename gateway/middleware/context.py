@@ -129,8 +129,14 @@ class ContextMiddleware:
                     self.metrics.rejected.labels(error.reason).inc()
         elapsed = time.perf_counter() - started
         route = scope.get(ROUTE_KEY)
-        route_name = route.name if route is not None else "unmatched"
-        action = (route.action or "public") if route is not None else "-"
+        if route is not None:
+            route_name, action = route.name, route.action or "public"
+        else:
+            # The control plane (/auth, /_gateway, /.well-known) is labelled by the endpoint's
+            # path template Starlette matched: bounded, unlike the raw path.
+            control = scope.get("route")
+            template = getattr(control, "path", None)
+            route_name, action = (template, "control") if isinstance(template, str) else ("unmatched", "-")
         status = scope.get(STATUS_KEY, 0)
         self.metrics.observe(route_name, action, status, elapsed)
         if self.access_log.stream is None:

@@ -98,3 +98,16 @@ async def test_client_port_keeps_only_liveness(portal: Portal) -> None:
     async with portal.ops_client() as o:
         assert (await o.get("/_gateway/health")).status_code == 200
         assert (await o.get("/_gateway/ready")).status_code == 200
+
+
+async def test_auth_traffic_is_labelled_by_endpoint(portal: Portal) -> None:
+    async with portal.client() as c:
+        await login_anna(c)
+        await c.get("/auth/no-such-page")
+    async with portal.ops_client() as o:
+        text = (await o.get("/_gateway/metrics")).text
+    counted = [x for x in text.splitlines() if x.startswith("portal_gateway_requests_total{")]
+    assert any('route="/auth/login/password"' in x and 'action="control"' in x for x in counted), counted
+    assert any('route="/auth/login/totp"' in x for x in counted), counted
+    # An unknown control path does not mint a label of its own.
+    assert not any("no-such-page" in x for x in counted)
