@@ -179,6 +179,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = self._head
         self.head_request = False
         self.head_bytes = 0
+        self.head_wait_bytes = 0
         self.began = False
         self.headers_done = False
         self.keep_alive = False
@@ -224,8 +225,10 @@ class _Connection(asyncio.Protocol):
                 self._fail(ProtocolViolation(f"the backend sent an invalid answer: {exc}"))
             return
         if not self.headers_done:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.max_head_bytes:
+            # Still no final head after this read (headers split over reads, or
+            # an endless run of interim answers): count every byte of it.
+            self.head_wait_bytes += len(data)
+            if self.head_wait_bytes > self.max_head_bytes:
                 self._fail(HeaderTooLarge(f"the answer's head is larger than {self.max_head_bytes} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -258,7 +261,11 @@ class _Connection(asyncio.Protocol):
         if self.headers_done:
             # Trailers of a chunked body: never promoted to headers, not relayed.
             return
-        self._head.append((name.lower(), value or b""))
+        value = value or b""
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > self.max_head_bytes:
+            raise HeaderTooLarge(f"the answer's head is larger than {self.max_head_bytes} bytes")
+        self._head.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
