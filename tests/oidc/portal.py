@@ -137,8 +137,66 @@ __all__ = [
     "OidcPortal",
     "anna_full_login",
     "free_port",
+    "idp_tokens",
     "idp_login",
     "oidc_portal",
     "password_login",
     "provider_table",
 ]
+
+
+async def idp_tokens(
+    idp: Idp, gateway: str, login: str, password: str, *, resource: str | None = RESOURCE
+) -> dict[str, Any]:
+    """A real token response of the IdP for the web client, got like any RP would (code
+    flow with PKCE, no nonce), stopping before the gateway's callback: ID token included."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlsplit
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    callback = f"{gateway}/auth/oidc/callback"
+    params = {
+        "client_id": "portal-web",
+        "response_type": "code",
+        "redirect_uri": callback,
+        "scope": "openid email",
+        "state": secrets.token_urlsafe(8),
+        "code_challenge": challenge.decode(),
+        "code_challenge_method": "S256",
+        **({"resource": resource} if resource else {}),
+    }
+    async with httpx.AsyncClient(timeout=20) as c:
+        response = await c.get(f"{idp.issuer}/auth", params=params)
+        for _ in range(20):
+            if response.status_code in (302, 303):
+                target = urljoin(str(response.url), response.headers["location"])
+                if target.startswith(callback):
+                    code = parse_qs(urlsplit(target).query)["code"][0]
+                    break
+                response = await c.get(target)
+                continue
+            forms = forms_of(response.text)
+            assert forms, response.text
+            fields = dict(forms[0]["fields"])
+            if fields.get("prompt") == "login":
+                fields.update(login=login, password=password)
+            response = await c.post(urljoin(str(response.url), forms[0]["action"]), data=fields)
+        else:
+            raise AssertionError("no code")
+        token = await c.post(
+            f"{idp.issuer}/token",
+            auth=("portal-web", "portal-web-secret"),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": callback,
+                "code_verifier": verifier,
+                **({"resource": resource} if resource else {}),
+            },
+        )
+        assert token.status_code == 200, token.text
+        body: dict[str, Any] = token.json()
+        return body

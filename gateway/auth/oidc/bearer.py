@@ -10,6 +10,10 @@ checks in `tokens.TokenVerifier`. Two kinds of caller come out:
   it has no rights of its own (the policy denies by default);
 * any other subject: the portal account linked to (issuer, subject); an unknown
   subject is refused (linking is done once, in the browser).
+
+ID tokens and logout tokens are signed by the same keys and may carry the same
+audience; `refuse_non_access_token` keeps them off the API (RFC 9068 ``typ``,
+then the claims only they carry).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from gateway.auth.oidc.ports import OidcAccounts
 from gateway.auth.oidc.provider import OidcProvider
 from gateway.principal import Principal
 
-__all__ = ["OidcBearerAuthenticator", "peek_issuer"]
+__all__ = ["OidcBearerAuthenticator", "peek_issuer", "refuse_non_access_token"]
 
 # fullmatch only: with `$` a client id "svc\n" passed and became an X-Portal-Subject value.
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
@@ -55,6 +59,50 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(s for s in items if s)
 
 
+#: ``typ`` values an access token may carry: RFC 9068's, or the generic ones of
+#: providers that do not follow it. Anything else (``logout+jwt``, ``id_token+jwt``,
+#: ``secevent+jwt``, ``dpop+jwt`` ...) is some other kind of token.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "jwt"})
+#: Claims only ID tokens (nonce, hashes) and logout tokens (events) carry.
+_NOT_ACCESS_TOKEN_CLAIMS = ("nonce", "events", "at_hash", "c_hash", "s_hash")
+
+
+def token_type(header: Mapping[str, Any]) -> str | None:
+    value = header.get("typ")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return ""
+    return value.lower().removeprefix("application/")
+
+
+def refuse_non_access_token(
+    header: Mapping[str, Any], claims: Mapping[str, Any], provider: OidcProvider
+) -> None:
+    """An ID token or a logout token is not an access token, whatever its audience.
+
+    ``typ: at+jwt`` (RFC 9068) decides where the provider sets it, and is required
+    when the provider is configured to set it. Without it the claims decide: a
+    nonce, a hash of another token or a logout event, or the client id among the
+    audiences (an ID token is addressed to the client, an access token to the API).
+    """
+    typ = token_type(header)
+    if typ is not None and typ not in ACCESS_TOKEN_TYPES:
+        raise TokenRejected("oidc_token_type", f"token type {typ!r} is not an access token")
+    if any(name in claims for name in _NOT_ACCESS_TOKEN_CLAIMS):
+        raise TokenRejected("oidc_token_type", "an ID or logout token is not an access token")
+    if typ == "at+jwt":
+        return
+    if provider.settings.require_at_jwt:
+        raise TokenRejected("oidc_token_type", "access tokens of this provider are typ at+jwt")
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if provider.settings.client_id in audiences:
+        raise TokenRejected(
+            "oidc_token_type", "addressed to the gateway's client (an ID token), not its API"
+        )
+
+
 class OidcBearerAuthenticator:
     id = "oidc_bearer"
 
@@ -74,12 +122,11 @@ class OidcBearerAuthenticator:
         provider = self._by_issuer.get(issuer) if issuer is not None else None
         if provider is None:
             raise TokenRejected("oidc_token_issuer", "token of no configured provider")
+        jose_header = provider.verifier.header(token)
         claims = await provider.verifier.verify(
             token, audience=provider.settings.audience, required=("sub",)
         )
-        if "nonce" in claims or "events" in claims:
-            # An ID token or a logout token is not an access token.
-            raise TokenRejected("oidc_token_type", "not an access token")
+        refuse_non_access_token(jose_header, claims, provider)
         scopes = scopes_of(claims)
         subject: str = claims["sub"]
         client_id = claims.get("client_id", claims.get("azp"))

@@ -42,7 +42,7 @@ from gateway.database import Database
 from gateway.settings import Settings
 from gateway.store.base import Store
 
-__all__ = ["OidcComponent", "build_oidc", "build_oidc_with"]
+__all__ = ["OidcComponent", "build_oidc", "build_oidc_with", "warn_about_audiences"]
 
 log = logging.getLogger("gateway.auth.oidc")
 
@@ -82,6 +82,23 @@ def _ready_check(provider: OidcProvider) -> ReadyCheck:
     return check
 
 
+def warn_about_audiences(oidc: OidcSettings) -> None:
+    """An audience equal to the client id is what ID tokens carry: say so at start.
+
+    Such tokens are still refused as bearer tokens (`bearer.refuse_non_access_token`),
+    but then the provider's real access tokens must be told apart by ``typ: at+jwt``
+    alone, and a provider that does not set it has none left that pass.
+    """
+    for name, p in oidc.providers.items():
+        if p.audience and p.audience == p.client_id:
+            log.warning(
+                "oidc.providers.%s.audience equals its client_id %r: ID tokens carry that "
+                "audience too; give the API its own resource indicator (RFC 8707) as audience",
+                name,
+                p.client_id,
+            )
+
+
 def build_oidc_with(
     settings: Settings,
     *,
@@ -104,6 +121,7 @@ def build_oidc_with(
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         headers={"user-agent": "portal-gateway-oidc"},
     )
+    warn_about_audiences(oidc)
     prefix = settings.store.key_prefix + "oidc:"
     providers = build_providers(oidc, http=client, clock=clock)
     public_url = settings.server.public_url.rstrip("/")
