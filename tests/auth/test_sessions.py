@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from gateway.auth.config import SessionSettings
 from gateway.auth.sessions import SessionData, Sessions, bearer_token, session_handle, token_from_bearer
 from gateway.store.base import Store
@@ -97,3 +100,89 @@ async def test_garbage_tokens_are_refused(store: Store, clock: Clock) -> None:
     sessions = make(store, clock)
     for bad in ["", "x", "a" * 500, "../../etc", "attacker-chosen-session-id-0000000000"]:
         assert await sessions.lookup(bad) is None
+
+
+def hot(store: Store, clock: Clock, touch: int = 0) -> Sessions:
+    """Sessions whose every lookup touches (touch interval 0): the widest race window."""
+    return Sessions(store, SessionSettings(touch_interval_seconds=touch), clock)
+
+
+async def test_a_lookup_in_flight_never_brings_back_a_logged_out_session(store: Store, clock: Clock) -> None:
+    """Lookups that read the record before the logout must not write it back after it.
+
+    On Redis each lookup is a read and a touch, two round trips apart; the logout lands
+    between them for some of the 60 lookups of each round. The old plain-SET touch
+    brought the session back with a fresh TTL."""
+    sessions = hot(store, clock)
+    for _ in range(15):
+        token, session = await sessions.create(DATA)
+        before = [asyncio.create_task(sessions.lookup(token)) for _ in range(30)]
+        logout = asyncio.create_task(sessions.revoke(token))
+        during = [asyncio.create_task(sessions.lookup(token)) for _ in range(30)]
+        await logout
+        after = [asyncio.create_task(sessions.lookup(token)) for _ in range(10)]
+        await asyncio.gather(*before, *during)
+        assert await asyncio.gather(*after) == [None] * 10
+        assert await sessions.lookup(token) is None
+        assert await store.get("sess:" + session.handle) is None
+
+
+async def test_a_lookup_in_flight_never_brings_back_a_rotated_session(store: Store, clock: Clock) -> None:
+    sessions = hot(store, clock)
+    for _ in range(15):
+        token, session = await sessions.create(DATA)
+        before = [asyncio.create_task(sessions.lookup(token)) for _ in range(30)]
+        rotation = asyncio.create_task(sessions.rotate(token, methods=("password", "totp")))
+        during = [asyncio.create_task(sessions.lookup(token)) for _ in range(30)]
+        rotated = await rotation
+        assert rotated is not None
+        await asyncio.gather(*before, *during)
+        assert await sessions.lookup(token) is None  # the old id stays dead
+        assert await store.get("sess:" + session.handle) is None
+        assert await sessions.lookup(rotated[0]) is not None
+
+
+async def test_two_lookups_at_touch_time_both_succeed(store: Store, clock: Clock) -> None:
+    """A touch that loses its compare-and-set to a parallel touch is no logout."""
+    sessions = hot(store, clock)
+    token, _ = await sessions.create(DATA)
+    clock.advance(10)
+    results = await asyncio.gather(*(sessions.lookup(token) for _ in range(20)))
+    assert all(r is not None for r in results)
+
+
+class Counting:
+    """A store that records which operations a caller asked for (each is one round trip on Redis)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+
+        async def counted(*args: Any, **kw: Any) -> Any:
+            self.calls.append(name)
+            return await target(*args, **kw)
+
+        return counted
+
+
+async def test_a_lookup_is_one_store_read_and_the_touch_is_throttled(store: Store, clock: Clock) -> None:
+    counting = Counting(store)
+    sessions = Sessions(counting, SessionSettings(touch_interval_seconds=60), clock)  # type: ignore[arg-type]
+    token, _ = await sessions.create(DATA)
+    await sessions.revoke_account("acc_other")  # an epoch exists in the store (not this account's)
+    counting.calls.clear()
+    for _ in range(5):
+        clock.advance(5)
+        assert await sessions.lookup(token) is not None
+    assert counting.calls == ["get_with_ref"] * 5  # one read each, no write
+    counting.calls.clear()
+    clock.advance(60)
+    assert await sessions.lookup(token) is not None
+    assert counting.calls == ["get_with_ref", "replace_if_equal"]  # the documented touch
+    counting.calls.clear()
+    await sessions.revoke_account("acc_1")
+    assert await sessions.lookup(token) is None  # logout everywhere is seen by the same one read
+    assert counting.calls == ["set", "get_with_ref"]

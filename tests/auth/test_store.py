@@ -39,6 +39,45 @@ async def test_incr_counts_atomically(store: Store) -> None:
     assert ttl is not None and 0 < ttl <= 60
 
 
+async def test_incr_unless_gives_distinct_counts_and_stops_at_a_lock(store: Store) -> None:
+    counts = await asyncio.gather(*(store.incr_unless("n", 60, unless="lock") for _ in range(20)))
+    assert sorted(c for c in counts if c is not None) == list(range(1, 21))
+    ttl = await store.ttl("n")
+    assert ttl is not None and 0 < ttl <= 60
+    await store.set("lock", "1", 60)
+    assert await store.incr_unless("n", 60, unless="lock") is None
+    assert await store.get("n") == "20"  # a refused attempt is not counted
+
+
+async def test_decr_gives_back_and_never_creates(store: Store) -> None:
+    assert await store.decr("absent") == 0
+    assert await store.get("absent") is None
+    await store.incr("d", 60)
+    assert await store.decr("d") == 0
+    assert await store.decr("d") == 0  # never below zero
+
+
+async def test_replace_if_equal_is_compare_and_set(store: Store) -> None:
+    assert await store.replace_if_equal("r", "old", "new", 60) is False  # absent: never created
+    assert await store.get("r") is None
+    await store.set("r", "old", 60)
+    results = await asyncio.gather(*(store.replace_if_equal("r", "old", f"new{i}", 60) for i in range(10)))
+    assert results.count(True) == 1
+    assert await store.replace_if_equal("r", "old", "again", 60) is False
+
+
+async def test_get_with_ref_reads_the_named_value_too(store: Store) -> None:
+    await store.set("rec", "acc_7\n{}", 60)
+    assert await store.get_with_ref("rec", "ep:") == ("acc_7\n{}", None)
+    await store.set("ep:acc_7", "e1", 60)
+    assert await store.get_with_ref("rec", "ep:") == ("acc_7\n{}", "e1")
+    await store.set("plain", "{}", 60)
+    assert await store.get_with_ref("plain", "ep:") == ("{}", None)
+    await store.set("noref", "\n{}", 60)
+    assert await store.get_with_ref("noref", "ep:") == ("\n{}", None)
+    assert await store.get_with_ref("missing", "ep:") == (None, None)
+
+
 async def test_ping(store: Store) -> None:
     await store.ping()
 
