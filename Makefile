@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
 	    command -v $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts
+.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts cluster
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -41,7 +41,7 @@ demo: $(BIN)/.installed-demo
 	$(BIN)/portal-gateway demo
 
 lint: venv
-	$(BIN)/ruff check gateway demo tests bench
+	$(BIN)/ruff check gateway demo tests bench deploy
 
 typecheck: venv
 	$(BIN)/mypy --strict gateway
@@ -66,6 +66,10 @@ pytest: venv idp parts
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 test: lint typecheck policytest pytest
+
+# The production topology as real processes: nginx, two replicas, Redis, PostgreSQL, demo backend.
+cluster: venv
+	$(BIN)/python -m deploy.cluster
 
 bench: venv
 	$(BIN)/python -m bench.run $(ARGS)
