@@ -50,9 +50,10 @@ policytest: venv
 	$(BIN)/portal-gateway policy check
 	$(BIN)/portal-gateway policy test
 
-# The real parts the tests drive: Chromium (login pages), nginx and Caddy (forward-auth), wrk (bench).
+# The real parts the tests drive: Chromium (login pages), nginx and Caddy (forward-auth, make cluster),
+# wrk (bench), docker-compose (ships the Compose specification's schema that deploy/compose.yaml is checked against).
 # Installed with apt when running as root; otherwise make stops and prints the command.
-TEST_PARTS := chromium:chromium nginx:nginx-light caddy:caddy wrk:wrk
+TEST_PARTS := chromium:chromium nginx:nginx-light caddy:caddy wrk:wrk docker-compose:docker-compose
 parts:
 	@missing=""; for pair in $(TEST_PARTS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
