@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from gateway.directory.base import Directory, DirectoryUnavailable
-from gateway.policy.decision import Decision, new_decision_id
+from gateway.policy.decision import Decision, DecisionIds
 from gateway.policy.decision_log import DecisionLog
 from gateway.policy.engine import (
     Explanation,
@@ -68,8 +68,7 @@ class Authorizer:
         self.metrics = PolicyMetrics(registry if registry is not None else CollectorRegistry())
         self.decision_log = decision_log or DecisionLog(self.settings.decision_log, clock=clock)
         self._lock: asyncio.Lock | None = None
-        #: (outcome, reason) → labelled counter child (labels() costs a lock + dict lookup each call)
-        self._counters: dict[tuple[str, str], Counter] = {}
+        self._decision_ids = DecisionIds()
         self._engine = self._build()
         self._ready: tuple[bool, str] = (True, f"policy {self._engine.revision[:12]} loaded")
         self.metrics.last_reload_ok.set(1)
@@ -209,18 +208,13 @@ class Authorizer:
         decision = Decision(
             outcome=verdict.outcome,
             reason=verdict.reason,
-            decision_id=new_decision_id(),
+            decision_id=self._decision_ids(),
             policy_revision=engine.revision,
             hint_url=verdict.hint_url,
             visible_parts=verdict.visible_parts,
         )
         elapsed_ns = time.perf_counter_ns() - started
-        counter = self._counters.get((decision.outcome, decision.reason))
-        if counter is None:
-            counter = self.metrics.decisions.labels(outcome=decision.outcome, reason=decision.reason)
-            self._counters[(decision.outcome, decision.reason)] = counter
-        counter.inc()
-        self.metrics.latency.observe(elapsed_ns / 1e9)
+        self.metrics.observe(decision.outcome, decision.reason, elapsed_ns / 1e9)
         if self.decision_log.enabled:
             self.decision_log.record(
                 decision_id=decision.decision_id,

@@ -9,10 +9,11 @@ an RFC 9470 challenge; unavailable → 503 (the directory could not answer).
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Decision", "Outcome", "new_decision_id"]
+__all__ = ["Decision", "DecisionIds", "Outcome", "new_decision_id"]
 
 Outcome = Literal["allow", "deny", "not_found", "step_up", "unavailable"]
 
@@ -29,6 +30,41 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.outcome == "allow"
+
+
+class DecisionIds:
+    """Random, unguessable decision ids (returned to clients as X-Decision-Id).
+
+    The randomness is read from the OS 256 ids at a time: one system call per id
+    was a measurable share of a cached decision.
+    """
+
+    __slots__ = ("__weakref__", "_next", "_pool")
+
+    _BATCH = 256
+    _SIZE = 12
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._next = 0
+        # A forked worker must never hand out ids its parent (or a sibling) drew already.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _drop_pool(ref))
+
+    def __call__(self) -> str:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = os.urandom(self._SIZE * self._BATCH)
+            start = 0
+        self._next = start + self._SIZE
+        return "dec_" + self._pool[start : start + self._SIZE].hex()
+
+
+def _drop_pool(ref: weakref.ref[DecisionIds]) -> None:
+    ids = ref()
+    if ids is not None:
+        ids._pool = b""
+        ids._next = 0
 
 
 def new_decision_id() -> str:
