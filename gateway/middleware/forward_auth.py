@@ -86,6 +86,14 @@ _DECISION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ORIGINAL = frozenset(
     {b"x-original-uri", b"x-original-method", b"x-forwarded-uri", b"x-forwarded-method", b"x-portal-answer"}
 )
+#: The identity headers `identity_headers` may set (Envoy removes the others).
+_IDENTITY = (
+    b"x-portal-subject",
+    b"x-portal-access-level",
+    b"x-portal-auth-methods",
+    b"x-portal-assertion",
+    b"x-portal-visible-parts",
+)
 #: The asking request's body framing: the decision never reads a body.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 #: Errors an answer may be rendered as (the proxy path's client-facing classes).
@@ -148,9 +156,11 @@ def original_request(
     claimed_method = seen[method_name].decode("latin-1")
     if not _METHOD.fullmatch(claimed_method):
         raise _refuse("forward_auth_bad_method", "the original method is not an HTTP method token")
-    # The request target as the client sent it (nginx $request_uri, Caddy {uri}):
-    # split once at '?' exactly like an HTTP server splits a request line.
-    raw_path, _, claimed_query = seen[uri_name].partition(b"?")
+    # The request target as the client sent it (nginx $request_uri, Caddy {uri}),
+    # read like the gateway's own HTTP server reads a request line: a fragment is
+    # not part of the target (httptools drops it), the query starts at the first '?'.
+    target = seen[uri_name].partition(b"#")[0]
+    raw_path, _, claimed_query = target.partition(b"?")
     return OriginalRequest(convention, claimed_method, raw_path, claimed_query)
 
 
@@ -225,8 +235,10 @@ class ForwardAuthSink:
         cookie = without_cookies(scope["headers"], self.session_cookies)
         if scope.get(CONVENTION_KEY) == "envoy":
             # Envoy copies allowed headers of this answer onto the upstream request
-            # and removes those named in x-envoy-auth-headers-to-remove.
-            removed = [b"authorization"]
+            # and removes those named in x-envoy-auth-headers-to-remove: the gateway's
+            # credentials, and any identity header the client wrote that we did not set.
+            given = {name for name, _ in admission.identity}
+            removed = [b"authorization", *(name for name in _IDENTITY if name not in given)]
             if cookie:
                 headers.append((b"cookie", cookie.encode("latin-1")))
             else:

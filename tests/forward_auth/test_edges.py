@@ -10,10 +10,12 @@ was decided and without the gateway's credentials.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
 
+import h11
 import httpx
 import pytest
 
@@ -29,15 +31,44 @@ ENVOY_UPSTREAM = ("x-portal-", "x-request-id", "cookie")
 
 async def envoy(w: World, method: str, target: bytes, headers: dict[str, str]) -> httpx.Response:
     """What Envoy's ext_authz HTTP filter does with path_prefix /_gateway/authz/envoy."""
-    async with w.client(w.gateway) as c:
-        check = await c.request(method, "/", headers=headers, extensions={"target": b"/_gateway/authz/envoy" + target})
+    check_target = b"/_gateway/authz/envoy" + target
+    if not target.isascii():
+        check = await send_raw(w.gateway, method, check_target, headers)
+    else:
+        async with w.client(w.gateway) as c:
+            check = await c.request(method, "/", headers=headers, extensions={"target": check_target})
     if check.status_code != 200:
         return check  # Envoy sends the authorization service's denial to the client as it is
     removed = {h.strip() for h in check.headers.get("x-envoy-auth-headers-to-remove", "").split(",") if h.strip()}
-    upstream = {k: v for k, v in headers.items() if k.lower() not in removed and not k.lower().startswith("x-portal-")}
+    upstream = {k: v for k, v in headers.items() if k.lower() not in removed}
     upstream.update({k: v for k, v in check.headers.items() if k.lower().startswith(ENVOY_UPSTREAM)})
     async with w.client(w.backend) as c:
         return await c.request(method, "/", headers=upstream, extensions={"target": target})
+
+
+async def send_raw(base: str, method: str, target: bytes, headers: dict[str, str]) -> httpx.Response:
+    """One request with a target httpx will not write (raw non-ASCII bytes), over a socket."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    conn = h11.Connection(h11.CLIENT)
+    head = [("host", f"{host}:{port}"), ("connection", "close"), *headers.items()]
+    writer.write(method.encode() + b" " + target + b" HTTP/1.1\r\n")
+    writer.write(b"".join(f"{k}: {v}\r\n".encode() for k, v in head) + b"\r\n")
+    conn._cstate.process_event(h11.CLIENT, h11.Request)  # the request went out by hand
+    conn._cstate.process_event(h11.CLIENT, h11.EndOfMessage)
+    status, response_headers, body = 0, [], b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(65536))
+        elif isinstance(event, h11.Response):
+            status, response_headers = event.status_code, [(k.decode(), v.decode()) for k, v in event.headers]
+        elif isinstance(event, h11.Data):
+            body += bytes(event.data)
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            break
+    writer.close()
+    return httpx.Response(status, headers=response_headers, content=body)
 
 
 async def ask(w: World, mode: str, who: str, method: str, target: bytes, **headers: str) -> httpx.Response:
@@ -45,6 +76,8 @@ async def ask(w: World, mode: str, who: str, method: str, target: bytes, **heade
     if mode == "envoy":
         return await envoy(w, method, target, sent)
     base = {"gateway": w.gateway, "nginx": w.nginx, "caddy": w.caddy}[mode]
+    if not target.isascii():
+        return await send_raw(base, method, target, sent)
     async with w.client(base) as c:
         return await c.request(method, "/", headers=sent, extensions={"target": target})
 
@@ -144,7 +177,20 @@ ATTACKS = [
     b"/api/lines/%C3%A4/usage",
     b"/api/lines/436641000001/usage%252f",
     b"/api/lines/436641000001/usage/",
+    b"/api/lines/436641000001\\usage",
+    b"/api/lines/\xc3\xa4/usage",
+    b"/api/lines/436641000001/usage#x",
+    b"/api/lines/436641000001/usage?a=1?b=/../x",
 ]
+
+
+#: Where an edge reads the request line differently from the gateway's HTTP server, the
+#: gateway decides on the edge's reading, which is also what that edge forwards.
+EDGE_READINGS = {
+    # Go keeps a raw '#' in the path (as %23) where httptools drops the fragment: Caddy
+    # asks about ".../usage%23x", which is no route (and nothing is forwarded).
+    ("caddy", b"/api/lines/436641000001/usage#x"): (404, "not_found", "route_not_found", None),
+}
 
 
 @pytest.mark.parametrize("target", ATTACKS, ids=lambda t: t.decode())
@@ -157,16 +203,30 @@ async def test_path_attacks_are_refused_the_same_or_by_the_edge(world: World, ta
         reached = world.recorder.seen[before:]
         if mode == "gateway":
             reference = got
-            assert r.status_code != 200 or [s.target for s in reached] == [target]
+            # The proxy path's HTTP server drops a fragment, so does forward-auth.
+            assert r.status_code != 200 or [s.target for s in reached] == [target.partition(b"#")[0]]
+            continue
+        if (mode, target) in EDGE_READINGS:
+            assert got == EDGE_READINGS[mode, target] and reached == [], (mode, got)
+            continue
+        if reference[1] == "edge-native":
+            # The gateway's own HTTP server refused the request line (raw non-ASCII):
+            # through an edge, the same bytes are refused by the edge or by the gateway
+            # (Caddy percent-encodes them first: no such line, 404).
+            assert r.status_code in (400, 404) and reached == [], (mode, got)
             continue
         if got[1] == "edge-native":
             # The edge refused the request itself; nothing was decided or forwarded.
             assert r.status_code == 400 and reached == [], (mode, got)
             assert reference is not None and reference[0] >= 400, (mode, reference)
             continue
-        assert got == reference, (mode, got, reference)
+        if got != reference:
+            # Caddy (Go) re-encodes a raw '\\' as %5C before it asks: a different refusal
+            # reason of the same canonicalization, never a different decision.
+            assert got[:2] == reference[:2] == (400, "bad_request"), (mode, got, reference)
+            assert str(got[2]).startswith("path_") and str(reference[2]).startswith("path_"), (mode, got)
         if r.status_code == 200:
-            assert [s.target for s in reached] == [target], mode
+            assert [s.target for s in reached] == [target.partition(b"#")[0]], mode
         else:
             assert reached == [], mode
 
@@ -192,7 +252,7 @@ async def test_the_client_cannot_choose_what_is_decided(world: World) -> None:
 
 
 async def test_spoofed_identity_headers_do_not_reach_the_backend(world: World) -> None:
-    for mode in ("nginx", "caddy"):
+    for mode in ("nginx", "caddy", "envoy"):
         r = await ask(world, mode, "anonymous", "GET", b"/api/status",
                       x_portal_subject="acc_db340e738d4e5094ae0c0fd9", x_portal_access_level="full",
                       x_portal_assertion="forged", x_portal_visible_parts="business")
