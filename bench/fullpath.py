@@ -111,6 +111,8 @@ public_url = "http://127.0.0.1:{port}"
 data_dir = "{data_dir}"
 access_log = false
 cookie_secure = true
+# No operations listener: its fixed port would clash between workers and concurrent runs.
+ops_port = 0
 
 {dep.store_toml()}
 [database]

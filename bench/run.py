@@ -64,6 +64,8 @@ port = {port}
 data_dir = "{workdir}/var"
 access_log = false
 cookie_secure = true
+# No operations listener: its fixed port would clash with another gateway on this machine.
+ops_port = 0
 
 [database]
 url = "sqlite+aiosqlite:///{workdir}/var/bench.db"
