@@ -34,6 +34,7 @@ from gateway.components import Components, Hook, build_components
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
+from gateway.metrics_workers import WorkerSnapshots
 from gateway.middleware.authenticate import AuthenticationStage
 from gateway.middleware.authorize import AuthorizationStage
 from gateway.middleware.canonicalize import (
@@ -253,14 +254,21 @@ def build_app(
     async def start_keys() -> None:
         keys.load()
 
-    ops = build_ops_app(registry, components.ready_checks, metrics)
     ops_hooks: tuple[list[Hook], list[Hook]] = ([], [])
+    render: Callable[[], bytes] | None = None
+    if serve_ops and settings.server.workers > 1:
+        snapshots = WorkerSnapshots(registry, settings.path(settings.server.data_dir) / "metrics")
+        render = snapshots.merged
+        ops_hooks[0].append(snapshots.start)
+        ops_hooks[1].append(snapshots.stop)
+    ops = build_ops_app(registry, components.ready_checks, metrics, render=render)
     if serve_ops and settings.server.ops_port:
         listener = OpsListener(
             ops, host=settings.server.ops_host, port=settings.server.ops_port,
             reuse_port=settings.server.workers > 1,
         )
-        ops_hooks = ([listener.start], [listener.stop])
+        ops_hooks[0].append(listener.start)
+        ops_hooks[1].insert(0, listener.stop)
     app = GatewayApp(
         control=control,
         pipeline=pipeline,

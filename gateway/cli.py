@@ -65,6 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
             section, _, name = key.partition(".")
             os.environ[f"PORTAL_GATEWAY_{section.upper()}__{name.upper()}"] = str(value)
         target, factory = "gateway.app:create_app", True
+        # Metric snapshots of an earlier run would be added to this run's totals.
+        for stale in (settings.path(settings.server.data_dir) / "metrics").glob("*.prom"):
+            stale.unlink(missing_ok=True)
     uvicorn.run(
         target,
         factory=factory,

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -49,8 +49,14 @@ def build_ops_app(
     checks: Sequence[ReadyCheck],
     metrics: GatewayMetrics,
     extra_routes: Sequence[BaseRoute] = (),
+    render: Callable[[], bytes] | None = None,
 ) -> ASGIApp:
-    """Health, readiness with details, and Prometheus metrics."""
+    """Health, readiness with details, and Prometheus metrics.
+
+    `render` replaces the plain registry dump (several workers: their merged snapshots,
+    gateway/metrics_workers.py).
+    """
+    exposition: Callable[[], bytes] = render if render is not None else (lambda: generate_latest(registry))
 
     async def ready(request: Request) -> Response:
         results: dict[str, dict[str, Any]] = {}
@@ -74,7 +80,7 @@ def build_ops_app(
         )
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[
