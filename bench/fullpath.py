@@ -96,13 +96,20 @@ class Deployment:
                 await conn.close()
 
 
-def gateway_config(dep: Deployment, port: int, upstream_port: int, *, binding: str | None = None) -> Path:
+#: Where the assertion binding setting may live: ``[signing] binding`` (the gateway's
+#: documented key) or ``[assertion] binding`` (the name issue 10 used).
+BINDING_SECTIONS = ("signing", "assertion")
+
+
+def gateway_config(
+    dep: Deployment, port: int, upstream_port: int, *, binding: str | None = None, section: str = "signing"
+) -> Path:
     """The bench gateway's TOML: the shipped policy and routes, no seed file (the bench seeds)."""
     from bench.population import ARGON2
 
     data_dir = dep.work / f"{dep.name}-var"
     data_dir.mkdir(exist_ok=True)
-    assertion = f'\n[assertion]\nbinding = "{binding}"\n' if binding else ""
+    assertion = f'\n[{section}]\nbinding = "{binding}"\n' if binding else ""
     cfg = dep.work / f"{dep.name}{'-' + binding if binding else ''}.toml"
     cfg.write_text(f"""
 [server]
@@ -141,15 +148,21 @@ url = "http://127.0.0.1:{upstream_port}"
     return cfg
 
 
-def binding_supported(cfg: Path) -> str | None:
-    """None when the configuration (with its [assertion] section) loads, else the reason."""
+def binding_section(work: Path, upstream_port: int) -> tuple[str | None, str]:
+    """The section in which this gateway takes ``binding = "session"``, or None and why not."""
     from gateway.settings import SettingsError, load_settings
 
-    try:
-        load_settings(cfg, environ={})
-    except SettingsError as exc:
-        return str(exc)
-    return None
+    problems: list[str] = []
+    for section in BINDING_SECTIONS:
+        cfg = gateway_config(Deployment(f"probe-{section}", shared=False, work=work), 8080, upstream_port,
+                             binding="session", section=section)
+        try:
+            load_settings(cfg, environ={})
+        except SettingsError as exc:
+            problems.append(str(exc).split(": ", 1)[-1])
+            continue
+        return section, ""
+    return None, "; ".join(problems)
 
 
 def _claims(assertion: str) -> dict[str, object]:
@@ -171,7 +184,12 @@ async def probe(base_url: str, caller: Caller) -> str:
             if r.status_code != 200 or not r.json().get("assertion"):
                 raise RuntimeError(f"full path probe: HTTP {r.status_code} {r.text[:200]}")
             seen.append(_claims(r.json()["assertion"]))
-    if "htm" in seen[0] or seen[0].get("jti") != seen[1].get("jti"):
+    return binding_of(seen[0], seen[1])
+
+
+def binding_of(first: dict[str, object], second: dict[str, object]) -> str:
+    """"session" when two consecutive assertions are one reused assertion, else "request"."""
+    if "htm" in first or "htu" in first or first != second:
         return "request"
     return "session"
 

@@ -33,7 +33,7 @@ from bench.fullpath import (
     REDIS_HOST,
     REDIS_PORT,
     Deployment,
-    binding_supported,
+    binding_section,
     gateway_config,
     probe,
     reachable,
@@ -85,10 +85,10 @@ def _start_gateway(cfg: Path, port: int, workers: int = 1) -> subprocess.Popen[b
 
 @contextmanager
 def gateway(dep: Deployment, upstream_port: int, crowd: list[Person], *, binding: str | None = None,
-            workers: int = 1, expect: str = "request") -> Iterator[Running]:
+            section: str = "signing", workers: int = 1, expect: str = "request") -> Iterator[Running]:
     """A started gateway with everyone logged in and a probe passed; stopped on exit."""
     port = harness.free_port()
-    cfg = gateway_config(dep, port, upstream_port, binding=binding)
+    cfg = gateway_config(dep, port, upstream_port, binding=binding, section=section)
     proc = _start_gateway(cfg, port, workers)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -168,21 +168,19 @@ def measure(opts: Options, work: Path, upstream_port: int) -> list[Row]:
     if profile:
         print("\n".join(profile), flush=True)
 
-    session_cfg = gateway_config(Deployment("probe", shared=False, work=work), harness.free_port(),
-                                 upstream_port, binding="session")
-    problem = binding_supported(session_cfg)
+    section, problem = binding_section(work, upstream_port)
     session_note = ""
-    if problem is None:
+    if section is not None:
         bound = Deployment("session-bound", shared=False, work=work)
         asyncio.run(bound.open([]))
         try:
-            with gateway(bound, upstream_port, [], binding="session", expect="session") as gw:
+            with gateway(bound, upstream_port, [], binding="session", section=section, expect="session") as gw:
                 run("sess-c32", "full path, binding = session", gw.url + USAGE_PATH, 32,
                     Load(opts.seconds, opts.warmup, header=_bearer(gw.hot)))
         except RuntimeError as exc:
             session_note = f"not measured: {exc}"
     else:
-        session_note = f"not measured: this gateway does not take [assertion] binding yet ({problem})"
+        session_note = f"not measured: this gateway takes no binding setting yet ({problem})"
     if session_note:
         print(f"  note: {session_note}", flush=True)
 

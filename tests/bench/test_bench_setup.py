@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bench import upstream
-from bench.fullpath import Deployment, binding_supported, gateway_config, probe
+from bench.fullpath import Deployment, binding_of, binding_section, gateway_config, probe
 from bench.harness import parse_wrk
 from bench.population import ANNA_LINE, login_all, people, wrk_script
 from bench.scenarios import judge_flat, summarise_profile
@@ -66,10 +66,11 @@ async def test_seeded_people_log_in_and_each_reads_only_their_own_line(tmp_path:
             assert result.errors == 0  # every scripted request was allowed and forwarded
 
 
-def test_a_session_binding_the_gateway_does_not_know_is_reported_not_measured(tmp_path: Path) -> None:
-    cfg = gateway_config(Deployment("b", shared=False, work=tmp_path), 8080, 8081, binding="session")
-    problem = binding_supported(cfg)
-    assert problem is None or "assertion" in problem
+def test_the_session_binding_setting_is_found_where_the_gateway_takes_it(tmp_path: Path) -> None:
+    section, problem = binding_section(tmp_path, 8081)
+    assert section == "signing", problem  # docs/configuration.md: [signing] binding
+    cfg = gateway_config(Deployment("b", shared=False, work=tmp_path), 8080, 8081, binding="session", section=section)
+    assert load_settings(cfg, environ={}).signing.binding == "session"
 
 
 def test_rss_is_judged_after_the_warm_up() -> None:
@@ -88,3 +89,12 @@ def test_profile_summary_ranks_own_and_inclusive_time() -> None:
     assert "100 samples" in text
     assert "70.0%  _exchange (gateway/http11.py)" in text
     assert "100.0%  __call__ (gateway/app.py)" in text
+
+
+
+def test_the_probe_tells_a_session_bound_assertion_from_a_request_bound_one() -> None:
+    first = {"sub": "a", "htm": "GET", "htu": "/x", "jti": "1"}
+    assert binding_of(first, {**first, "jti": "2"}) == "request"
+    reused = {"sub": "a", "aud": "portal", "exp": 100}
+    assert binding_of(reused, dict(reused)) == "session"
+    assert binding_of({"sub": "a", "jti": "1"}, {"sub": "a", "jti": "2"}) == "request"
