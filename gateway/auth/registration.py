@@ -42,7 +42,8 @@ from gateway.policy.registration import (
 
 __all__ = ["Registered", "Registrar", "RegistrationPolicy", "TargetResolver", "valid_login"]
 
-_LOGIN = re.compile(r"^[a-z0-9][a-z0-9._%+@-]{2,253}$")
+# fullmatch only: `$` also matches before a trailing "\n".
+_LOGIN = re.compile(r"[a-z0-9][a-z0-9._%+@-]{2,253}")
 
 TargetResolver = Callable[[Directory, str], Awaitable[RegistrationTarget | None]]
 
@@ -54,7 +55,7 @@ class RegistrationPolicy(Protocol):
 
 
 def valid_login(login: str) -> bool:
-    return bool(_LOGIN.match(normalize_login(login)))
+    return bool(_LOGIN.fullmatch(normalize_login(login)))
 
 
 @dataclass(frozen=True, slots=True)
