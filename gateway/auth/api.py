@@ -65,7 +65,7 @@ class JsonApi:
         async def run(request: Request) -> Response:
             try:
                 if request.method == "POST":
-                    check_origin(request, self.s.public_origin)
+                    check_origin(request, self.s.cross_site)
                 response = await handler(request)
             except GatewayError as exc:
                 return ErrorResponse(exc)
@@ -196,12 +196,14 @@ class JsonApi:
             data = await read_json(request)
             everywhere = data.get("everywhere") is True
         token = self.s.request_token(request)
+        logout_url = None
         if token is not None:
             session = await self.s.sessions.lookup(token)
-            await self.s.sessions.revoke(token)
+            logout_url = await self.s.end_session(token)
             if everywhere and session is not None and session.data.account_id:
                 await self.s.sessions.revoke_account(session.data.account_id)
-        response = JSONResponse({"status": "logged_out", "everywhere": everywhere})
+        # logout_url: the OIDC provider's end-session URL, for the client to open.
+        response = JSONResponse({"status": "logged_out", "everywhere": everywhere, "logout_url": logout_url})
         self.s.cookies.clear_session(response)
         return response
 

@@ -1,4 +1,4 @@
-"""Encryption of secrets at rest (TOTP seeds) with a configured key.
+"""Encryption of secrets at rest (TOTP seeds, OIDC provider tokens) with a configured key.
 
 AES-256-GCM with a key derived by HKDF-SHA256 from ``[totp] encryption_key``
 (so any long random string works, and the same key string never serves two
@@ -31,10 +31,13 @@ class SecretBoxError(Exception):
 
 
 class SecretBox:
-    def __init__(self, key_material: str) -> None:
+    def __init__(self, key_material: str, *, purpose: str = "") -> None:
+        """`purpose` derives a key of its own (HKDF info) from the same key string, e.g.
+        "oidc-tokens" for the provider tokens of OIDC sessions; "" is the TOTP seeds' key."""
         if len(key_material) < MIN_KEY_LENGTH:
             raise ValueError(f"encryption key must have at least {MIN_KEY_LENGTH} characters")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+        info = _INFO if not purpose else f"portal-gateway {purpose} v1".encode()
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
             key_material.encode("utf-8")
         )
         self._aead = AESGCM(key)

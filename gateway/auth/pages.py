@@ -31,6 +31,7 @@ from gateway.auth.texts import text
 from gateway.auth.web import (
     ErrorResponse,
     check_csrf,
+    check_origin,
     client_ip,
     dependency_error,
     language_of,
@@ -128,10 +129,11 @@ class Pages:
         return response
 
     async def _form(self, request: Request) -> FormData:
+        check_origin(request, self.s.cross_site)  # before the body is read
         form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
         token = form.get("csrf_token")
         check_csrf(
-            request, token if isinstance(token, str) else None, self.s.cookies.csrf_name, self.s.public_origin
+            request, token if isinstance(token, str) else None, self.s.cookies.csrf_name, self.s.cross_site
         )
         return form
 
@@ -168,6 +170,7 @@ class Pages:
             login_value="",
             info=info,
             oidc_url=self.s.config.auth.oidc_login_url,
+            oidc_providers=self.s.login_providers,
         )
 
     async def login_post(self, request: Request) -> Response:
@@ -190,6 +193,7 @@ class Pages:
                 error_field=fld or "password",
                 login_value=login,
                 oidc_url=self.s.config.auth.oidc_login_url,
+                oidc_providers=self.s.login_providers,
             )
         await self._end_previous(request)
         nxt = self._next(form)
@@ -378,6 +382,7 @@ class Pages:
             access=session.data.access_level,
             has_account=account is not None,
             totp_enabled=bool(account and account.totp_enabled),
+            oidc_providers=self.s.login_providers,
         )
 
     async def enroll_page(self, request: Request) -> Response:
@@ -476,14 +481,22 @@ class Pages:
     async def logout_post(self, request: Request) -> Response:
         form = await self._form(request)
         token = self.s.cookies.session_token(request)
+        logout_url = None
         if token is not None:
             session = await self.s.sessions.lookup(token)
-            await self.s.sessions.revoke(token)
+            logout_url = await self.s.end_session(token)
             if self._str(form, "everywhere", 4) == "1" and session is not None and session.data.account_id:
                 await self.s.sessions.revoke_account(session.data.account_id)
-        response = self._redirect(
-            "/auth/login?" + urlencode({"logged_out": "1", "lang": self._lang(request, form)})
-        )
+        response: Response
+        if logout_url:
+            # An OIDC login also ends at its provider, which sends the browser back to the login page.
+            response = self.render(
+                request, "provider_logout.html", "logout", form=form, provider_logout_url=logout_url
+            )
+        else:
+            response = self._redirect(
+                "/auth/login?" + urlencode({"logged_out": "1", "lang": self._lang(request, form)})
+            )
         self.s.cookies.clear_session(response)
         return response
 

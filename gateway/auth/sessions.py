@@ -53,6 +53,7 @@ from gateway.store.base import Store
 
 __all__ = [
     "BEARER_PREFIX",
+    "ENDS_AT",
     "Session",
     "SessionData",
     "Sessions",
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 BEARER_PREFIX = "pgs_"
+#: `SessionData.extra` key: the epoch time at which the session ends at the latest.
+ENDS_AT = "ends_at"
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -171,10 +174,14 @@ class Sessions:
     def _limits(self, data: SessionData, created_at: float, last_seen: float) -> float:
         if data.pending:
             return created_at + self._settings.pending_timeout_seconds
-        return min(
+        limit = min(
             last_seen + self._settings.idle_timeout_seconds,
             created_at + self._settings.absolute_timeout_seconds,
         )
+        # A login whose proof expires earlier (OIDC: the provider's grant without a
+        # refresh token) ends then: the lookup, the store TTL and expires_at agree.
+        ends_at = data.extra.get(ENDS_AT)
+        return min(limit, float(ends_at)) if ends_at else limit
 
     async def _epoch(self, data: SessionData) -> str:
         if data.account_id is None:

@@ -61,6 +61,7 @@ async def oidc_portal(
     *,
     providers: dict[str, Any] | None = None,
     clock: Callable[[], float] | None = None,
+    settings_overrides: dict[str, Any] | None = None,
     **oidc: Any,
 ) -> AsyncIterator[OidcPortal]:
     backend_port = free_port()
@@ -72,6 +73,7 @@ async def oidc_portal(
         "oidc.enabled": True,
         "oidc.providers": providers or {"customer": provider_table(idp)},
         **{f"oidc.{k}": v for k, v in oidc.items()},
+        **(settings_overrides or {}),
     }
     settings = portal_settings(tmp_path, gw_port, f"http://127.0.0.1:{backend_port}", **overrides)
     extra = {"clock": clock} if clock is not None else {}
@@ -97,7 +99,9 @@ async def idp_login(
 ) -> httpx.Response:
     """Start the login at the gateway, sign in at the IdP's pages like a browser, and
     return the gateway's answer to the callback (not followed)."""
-    response = await client.get(f"{gateway}{start}", params=params or {})
+    response = await (
+        client.get(f"{gateway}{start}", params=params) if params else client.get(f"{gateway}{start}")
+    )
     for _ in range(20):
         if response.status_code in (302, 303):
             target = urljoin(str(response.url), response.headers["location"])

@@ -89,7 +89,7 @@ async def test_open_redirect_is_refused(
 ) -> None:
     link_anna(gw, web_idp)
     r = await browser_login(browser, gw.url, "anna", "anna-idp-pass", next_path="//evil.example/x")
-    assert r.status_code == 303 and location(r) == "/"
+    assert r.status_code == 303 and location(r) == "/auth/account"  # oidc.default_next: a page that exists
 
 
 async def test_unknown_subject_links_once_with_the_registration_proof(

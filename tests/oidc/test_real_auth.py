@@ -113,7 +113,9 @@ async def env(tmp_path: Path, directory: MemoryDirectory, idp: Idp) -> AsyncIter
         AuthOidcAccounts(
             accounts=s.accounts, links=links, registrar=s.registrar, directory=directory
         ),
-        AuthOidcSessions(sessions=s.sessions, accounts=s.accounts, cookies=s.cookies),
+        AuthOidcSessions(
+            sessions=s.sessions, accounts=s.accounts, cookies=s.cookies, clock=clock
+        ),
         db,
     )
     for hook in [*oidc.on_shutdown, *auth.on_shutdown]:

@@ -14,7 +14,9 @@ auth's session cookie (name and flags handed in by the composition root).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 
 from starlette.responses import Response
 
@@ -26,7 +28,7 @@ from gateway.auth.oidc.links import OidcLinks
 from gateway.auth.oidc.ports import ExistingLink, IssuedSession, LinkRequest, LoggedInAccount
 from gateway.auth.outcomes import Conflict
 from gateway.auth.registration import Registrar, valid_login
-from gateway.auth.sessions import Sessions, session_handle, token_from_bearer
+from gateway.auth.sessions import ENDS_AT, Sessions, session_handle, token_from_bearer
 from gateway.directory.base import Directory
 from gateway.principal import SECOND_FACTORS, AccessLevel, Principal, Role
 
@@ -152,10 +154,12 @@ class AuthOidcSessions:
         sessions: Sessions,
         accounts: Accounts,
         cookies: CookiePolicy,
+        clock: Callable[[], float],
     ) -> None:
         self._sessions = sessions
         self._accounts = accounts
         self._cookies = cookies
+        self._clock = clock
 
     async def create(
         self, principal: Principal, *, client_ip: str, max_lifetime: float
@@ -163,7 +167,12 @@ class AuthOidcSessions:
         account = await self._accounts.get(principal.subject)
         if account is None:
             raise Conflict("account_gone")
-        data = session_data_for(account, ("oidc",), provider=principal.provider)
+        data = dataclasses.replace(
+            session_data_for(account, ("oidc",), provider=principal.provider),
+            # Ends with the provider's grant (no refresh token) or the configured cap:
+            # every lookup, the store TTL and /auth/me's expires_at say the same.
+            extra={ENDS_AT: repr(self._clock() + max_lifetime)},
+        )
         token, session = await self._sessions.create(data)
         cookies = self._cookies
 

@@ -12,12 +12,14 @@ What the composition root gets (`OidcComponent`):
 * ``on_startup``: creates the link table when missing, then tries discovery once
   (an unreachable provider is logged and reported by readiness, not fatal).
 * ``on_shutdown``: closes the HTTP client.
-* ``providers_for_login_page()`` and ``end_session_url(handle)`` for auth's pages and logout.
+* ``providers_for_login_page()`` and ``end_session_url(handle)`` for auth's pages and logout;
+  `build_oidc` hands them (and the session guard) to auth's services itself.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +27,7 @@ import httpx
 from starlette.routing import BaseRoute
 
 from gateway.auth.base import Authenticator
+from gateway.auth.crypto import SecretBox, resolve_encryption_key
 from gateway.auth.oidc.adapters import AuthOidcAccounts, AuthOidcSessions
 from gateway.auth.oidc.backchannel import BackchannelLogout
 from gateway.auth.oidc.bearer import OidcBearerAuthenticator
@@ -45,6 +48,9 @@ from gateway.store.base import Store
 __all__ = ["OidcComponent", "build_oidc", "build_oidc_with", "warn_about_audiences"]
 
 log = logging.getLogger("gateway.auth.oidc")
+
+#: The HKDF purpose of the key that seals provider tokens at rest (not the TOTP seeds' key).
+TOKEN_PURPOSE = "oidc-tokens"
 
 ReadyCheck = Callable[[], Awaitable[tuple[str, bool, str]]]
 
@@ -108,6 +114,7 @@ def build_oidc_with(
     clock: Callable[[], float],
     http: httpx.AsyncClient | None = None,
     startup: list[Callable[[], Awaitable[None]]] | None = None,
+    box: SecretBox | None = None,
 ) -> OidcComponent:
     """Build the component over any `OidcAccounts` / `OidcSessions` (tests use fakes);
     `SettingsError` for a bad ``[oidc]`` section."""
@@ -133,7 +140,10 @@ def build_oidc_with(
         redirect_uri=public_url + "/auth/oidc/callback",
         default_next=oidc.default_next,
     )
-    records = SessionRecords(store, prefix=prefix, ttl=oidc.max_session_seconds + 3600)
+    # Without a configured key (tests over fakes) the tokens are sealed with a key of
+    # this process only; build_oidc always hands in the key of [totp] encryption_key.
+    box = box or SecretBox(secrets.token_urlsafe(48), purpose=TOKEN_PURPOSE)
+    records = SessionRecords(store, prefix=prefix, ttl=oidc.max_session_seconds + 3600, box=box)
     backchannel = BackchannelLogout(
         providers=providers,
         records=records,
@@ -154,6 +164,7 @@ def build_oidc_with(
         public_url=public_url,
         cookie_secure=settings.server.cookie_secure,
         clock=clock,
+        box=box,
     )
     guard = OidcSessionGuard(
         records=records, sessions=sessions, providers=providers, http=client, clock=clock
@@ -194,16 +205,32 @@ def build_oidc(
 ) -> OidcComponent:
     """The OIDC component over the auth component's parts (``AuthComponent.services``)."""
     links = OidcLinks(db, clock=clock)
-    return build_oidc_with(
+    key = resolve_encryption_key(
+        auth.config.totp.encryption_key,
+        demo=auth.config.auth.demo,
+        data_dir=settings.path(settings.server.data_dir),
+        source=settings.source,
+    )
+    component = build_oidc_with(
         settings,
         store=store,
         accounts=AuthOidcAccounts(
             accounts=auth.accounts, links=links, registrar=auth.registrar, directory=auth.directory
         ),
         sessions=AuthOidcSessions(
-            sessions=auth.sessions, accounts=auth.accounts, cookies=auth.cookies
+            sessions=auth.sessions, accounts=auth.accounts, cookies=auth.cookies, clock=clock
         ),
         clock=clock,
         http=http,
         startup=[links.ensure_table],
+        box=SecretBox(key, purpose=TOKEN_PURPOSE),
     )
+    # Auth's own endpoints see OIDC sessions as /api does: the same guard ends them,
+    # /auth/logout also ends the provider's session, the login page lists the providers.
+    auth.session_guards.extend(
+        a for a in component.authenticators if isinstance(a, OidcSessionGuard)
+    )
+    if component.endpoints is not None:
+        auth.logout_hooks.append(component.end_session_url)
+    auth.login_providers[:] = component.providers_for_login_page()
+    return component

@@ -93,8 +93,9 @@ class OidcSettings:
     #: Upper bound of a gateway session made by an OIDC login when the provider
     #: gives no refresh token: the ID token's exp, but never longer than this.
     max_session_seconds: float = 12 * 3600.0
-    #: Where a browser goes after login when no (safe) ``next`` is given.
-    default_next: str = "/"
+    #: Where a browser goes after login when no (safe) ``next`` is given (a page
+    #: the gateway itself serves).
+    default_next: str = "/auth/account"
     #: Where the browser lands after the provider's logout.
     post_logout_path: str = "/auth/login"
     #: Where an unknown subject is sent to give its registration proof (HTML page);
@@ -156,6 +157,10 @@ def validate_oidc_settings(settings: OidcSettings, source: str = "<oidc>") -> No
             raise _fail(
                 source, f"{key}.audience", "an api provider needs the audience its tokens carry"
             )
+    for key in ("default_next", "post_logout_path", "link_page_path"):
+        path = getattr(settings, key)
+        if not path.startswith("/") or path.startswith(("//", "/\\")) or not path.isprintable():
+            raise _fail(source, key, f"must be a local path of the gateway, got {path!r}")
     if not 5 <= settings.jwks_max_age_seconds <= 86400:
         raise _fail(source, "jwks_max_age_seconds", "must be between 5 and 86400 seconds")
     if not 0 <= settings.jwks_min_refresh_seconds <= 3600:

@@ -118,6 +118,9 @@ class LoginFlow:
             ),
         )
         scopes = list(provider.settings.scopes)
+        if provider.settings.use_refresh_tokens and "offline_access" not in scopes:
+            # OIDC Core 11: a refresh token that outlives the login is asked for this way.
+            scopes.append("offline_access")
         params = {
             "response_type": "code",
             "client_id": provider.settings.client_id,
@@ -185,7 +188,11 @@ class LoginFlow:
             next=record.next,
             id_token=id_token,
             id_token_exp=id_exp,
-            refresh_token=refresh if isinstance(refresh, str) else None,
+            # Without use_refresh_tokens a refresh token is not kept: the session
+            # ends with the access grant, as configured.
+            refresh_token=refresh
+            if isinstance(refresh, str) and provider.settings.use_refresh_tokens
+            else None,
             grant_expires_at=grant,
         )
 

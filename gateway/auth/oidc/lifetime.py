@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 import httpx
 
 from gateway.auth.base import Credentials
+from gateway.auth.crypto import SecretBox, SecretBoxError
 from gateway.auth.oidc.errors import ProviderUnavailable, TokenRejected
 from gateway.auth.oidc.ports import OidcSessions
 from gateway.auth.oidc.provider import OidcProvider
@@ -58,20 +59,29 @@ class OidcSessionRecord:
 
 
 class SessionRecords:
-    """The store side: records, the subject / sid indexes and logout markers."""
+    """The store side: records, the subject / sid indexes and logout markers.
 
-    def __init__(self, store: Store, *, prefix: str, ttl: float) -> None:
+    The provider's ID and refresh tokens are encrypted at rest (`SecretBox`, the
+    session handle as associated data), as TOTP seeds are: a dump of the store
+    yields no token that works at the provider.
+    """
+
+    def __init__(self, store: Store, *, prefix: str, ttl: float, box: SecretBox) -> None:
         self._store = store
         self._prefix = prefix
         self._ttl = ttl
+        self._box = box
 
     def _key(self, kind: str, value: str) -> str:
         return f"{self._prefix}{kind}:{value}"
 
     async def save(self, record: OidcSessionRecord) -> None:
-        await self._store.set(
-            self._key("sess", record.handle), json.dumps(asdict(record)), self._ttl
-        )
+        body = asdict(record)
+        context = "oidc-session:" + record.handle
+        body["id_token"] = self._box.encrypt(record.id_token, context=context)
+        if record.refresh_token is not None:
+            body["refresh_token"] = self._box.encrypt(record.refresh_token, context=context)
+        await self._store.set(self._key("sess", record.handle), json.dumps(body), self._ttl)
 
     async def add(self, record: OidcSessionRecord) -> None:
         await self.save(record)
@@ -88,7 +98,18 @@ class SessionRecords:
 
     async def get(self, handle: str) -> OidcSessionRecord | None:
         raw = await self._store.get(self._key("sess", handle))
-        return OidcSessionRecord(**json.loads(raw)) if raw else None
+        if not raw:
+            return None
+        body = json.loads(raw)
+        context = "oidc-session:" + handle
+        try:
+            body["id_token"] = self._box.decrypt(body["id_token"], context=context)
+            if body.get("refresh_token") is not None:
+                body["refresh_token"] = self._box.decrypt(body["refresh_token"], context=context)
+        except SecretBoxError:
+            # Another key, or a record copied to another handle: not this session's tokens.
+            raise TokenRejected("oidc_session_unreadable", "stored provider tokens do not decrypt") from None
+        return OidcSessionRecord(**body)
 
     async def delete(self, handle: str) -> None:
         await self._store.delete(self._key("sess", handle))

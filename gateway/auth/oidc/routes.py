@@ -30,6 +30,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from gateway.auth.base import Credentials
+from gateway.auth.cookies import of_request
+from gateway.auth.crypto import SecretBox, SecretBoxError
 from gateway.auth.oidc.backchannel import BackchannelLogout
 from gateway.auth.oidc.config import OidcSettings
 from gateway.auth.oidc.errors import OidcLoginFailed, ProviderUnavailable, TokenRejected
@@ -68,7 +70,7 @@ def _digest(value: str) -> str:
 def credentials_of(request: Request) -> Credentials:
     return Credentials(
         authorization=request.headers.get("authorization"),
-        cookies=request.cookies,
+        cookies=of_request(request),
         client_ip=request.client.host if request.client else "unknown",
         method=request.method,
         path=request.url.path,
@@ -139,7 +141,9 @@ class OidcEndpoints:
         public_url: str,
         cookie_secure: bool,
         clock: Callable[[], float],
+        box: SecretBox,
     ) -> None:
+        self._box = box
         self._settings = settings
         self._flow = flow
         self._accounts = accounts
@@ -206,7 +210,7 @@ class OidcEndpoints:
 
     async def callback(self, request: Request) -> Response:
         query = {k: v for k, v in request.query_params.items()}
-        completed = await self._flow.finish(query, request.cookies.get(self.state_cookie))
+        completed = await self._flow.finish(query, of_request(request).get(self.state_cookie))
         identity = completed.identity
         principal = await self._accounts.principal_for_subject(
             identity.issuer,
@@ -276,9 +280,12 @@ class OidcEndpoints:
             grant_expires_at=c.grant_expires_at,
         )
         ttl = self._settings.link_timeout_seconds
-        await self._store.set(
-            self._prefix + "link:" + _digest(token), json.dumps(asdict(pending)), ttl
-        )
+        body = asdict(pending)
+        context = "oidc-link:" + _digest(token)
+        body["id_token"] = self._box.encrypt(pending.id_token, context=context)
+        if pending.refresh_token is not None:
+            body["refresh_token"] = self._box.encrypt(pending.refresh_token, context=context)
+        await self._store.set(self._prefix + "link:" + _digest(token), json.dumps(body), ttl)
         response = RedirectResponse(self._settings.link_page_path, status_code=303)
         self._set(response, self.link_cookie, token, int(ttl))
         log.info(
@@ -288,11 +295,19 @@ class OidcEndpoints:
         return response
 
     async def _pending(self, request: Request) -> tuple[str, PendingLink]:
-        token = request.cookies.get(self.link_cookie)
+        token = of_request(request).get(self.link_cookie)
         raw = await self._store.get(self._prefix + "link:" + _digest(token)) if token else None
         if token is None or raw is None:
             raise OidcLoginFailed("oidc_link_expired", "no pending link for this browser")
-        return token, PendingLink(**json.loads(raw))
+        body = json.loads(raw)
+        context = "oidc-link:" + _digest(token)
+        try:
+            body["id_token"] = self._box.decrypt(body["id_token"], context=context)
+            if body.get("refresh_token") is not None:
+                body["refresh_token"] = self._box.decrypt(body["refresh_token"], context=context)
+        except SecretBoxError:
+            raise OidcLoginFailed("oidc_link_expired", "pending link does not decrypt") from None
+        return token, PendingLink(**body)
 
     async def link_page(self, request: Request) -> Response:
         _, pending = await self._pending(request)
