@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.integration.conftest import Portal, portal  # noqa: F401  (the whole-gateway fixture)
+from tests.integration.conftest import Portal
 from tests.integration.test_roles import login_anna
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "portal-gateway.json"
