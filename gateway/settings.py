@@ -504,7 +504,7 @@ def _validate_upstream_limits(src: str, name: str, up: UpstreamSettings) -> None
     ):
         value = getattr(up, key)
         if not value > 0:
-            raise SettingsError(f"{src}: upstreams.{name}.{key} must be a positive number of seconds, got {value}")
+            raise SettingsError(f"{src}: upstreams.{name}.{key}: timeouts must be positive, got {value}")
     if up.pool_size < 1:
         raise SettingsError(f"{src}: upstreams.{name}.pool_size must be at least 1, got {up.pool_size}")
     if up.max_pending_requests < 0:
