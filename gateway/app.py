@@ -292,7 +292,6 @@ def build_app(
         trusted_proxies=settings.server.trusted_proxies,
         max_path_bytes=settings.server.max_path_bytes,
         stages=stages,
-        session_cookies=frozenset(n for a in components.authenticators if (n := getattr(a, "cookie_name", ""))),
         lookup=lookup,
     )
     outer = ContextMiddleware(edge, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)

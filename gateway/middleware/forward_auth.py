@@ -56,7 +56,8 @@ from gateway.middleware.canonicalize import (
     CanonicalRequest,
     TrustedProxies,
 )
-from gateway.middleware.context import DECISION_KEY, STATUS_KEY
+from gateway.middleware.context import DECISION_KEY, ROUTE_KEY, STATUS_KEY
+from gateway.middleware.credentials import CredentialFilter
 from gateway.middleware.errors import send_error
 from gateway.middleware.pipeline import DecisionStages
 
@@ -69,7 +70,6 @@ __all__ = [
     "OriginalRequest",
     "mount_forward_auth",
     "original_request",
-    "without_cookies",
 ]
 
 AUTHZ_PATH = b"/_gateway/authz"
@@ -164,19 +164,6 @@ def original_request(
     return OriginalRequest(convention, claimed_method, raw_path, claimed_query)
 
 
-def without_cookies(headers: Iterable[tuple[bytes, bytes]], names: frozenset[str]) -> str:
-    """The client's Cookie header with the gateway's own cookies removed (text kept as sent)."""
-    kept: list[str] = []
-    for name, value in headers:
-        if name != b"cookie":
-            continue
-        for pair in value.decode("latin-1").split(";"):
-            pair = pair.strip()
-            if pair and pair.partition("=")[0].strip() not in names:
-                kept.append(pair)
-    return "; ".join(kept)
-
-
 def _answer_token(exc: GatewayError, decision_id: str | None, hint_url: str | None) -> bytes:
     fields: dict[str, object] = {"s": exc.status_code, "e": exc.error, "r": exc.reason}
     if decision_id:
@@ -224,21 +211,25 @@ def _parse_answer(token: bytes) -> tuple[GatewayError, _Answer]:
 class ForwardAuthSink:
     """Runs the shared stages and answers 200 with what the edge copies upstream."""
 
-    def __init__(self, stages: DecisionStages, *, session_cookies: frozenset[str]) -> None:
+    def __init__(self, stages: DecisionStages) -> None:
         self.stages = stages
-        self.session_cookies = session_cookies
+        # The proxy path's own filter: what it would forward is what the edge may forward.
+        self.credentials = CredentialFilter.of(stages.authentication.authenticators)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request: CanonicalRequest = scope[SCOPE_KEY]
         admission = await self.stages.admit(scope, request)
         headers = [*admission.response_headers, *admission.identity, (b"cache-control", b"no-store")]
-        cookie = without_cookies(scope["headers"], self.session_cookies)
+        kept = self.credentials.headers_for(scope["headers"], scope[ROUTE_KEY])
+        cookie = "; ".join(v.decode("latin-1") for n, v in kept if n == b"cookie")
         if scope.get(CONVENTION_KEY) == "envoy":
             # Envoy copies allowed headers of this answer onto the upstream request
             # and removes those named in x-envoy-auth-headers-to-remove: the gateway's
             # credentials, and any identity header the client wrote that we did not set.
             given = {name for name, _ in admission.identity}
-            removed = [b"authorization", *(name for name in _IDENTITY if name not in given)]
+            removed = [name for name in _IDENTITY if name not in given]
+            if not any(n == b"authorization" for n, _ in kept):
+                removed.append(b"authorization")  # kept only where the route opts in
             if cookie:
                 headers.append((b"cookie", cookie.encode("latin-1")))
             else:
@@ -369,7 +360,6 @@ def mount_forward_auth(
     trusted_proxies: list[str],
     max_path_bytes: int,
     stages: DecisionStages,
-    session_cookies: frozenset[str],
     lookup: Callable[[str, str], str | None] | None,
 ) -> ASGIApp:
     """`app` with the forward-auth paths in front of it (or `app` itself when disabled).
@@ -383,7 +373,7 @@ def mount_forward_auth(
         return app
     edge = peers or trusted_proxies
     decide = CanonicalizeMiddleware(
-        ForwardAuthSink(stages, session_cookies=session_cookies),
+        ForwardAuthSink(stages),
         trusted_proxies=TrustedProxies([*edge, *trusted_proxies]),
         max_path_bytes=max_path_bytes,
     )

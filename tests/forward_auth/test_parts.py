@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.app import build_app
 from gateway.errors import BadRequest, NotFound, StepUpRequired
-from gateway.middleware.forward_auth import _answer_token, _parse_answer, original_request, without_cookies
+from gateway.middleware.forward_auth import _answer_token, _parse_answer, original_request
 from gateway.settings import SettingsError
 from tests.integration.conftest import portal_settings
 
@@ -50,12 +50,6 @@ def test_unclear_claims_are_refused(path: bytes, headers: list[tuple[bytes, byte
 def test_other_paths_under_authz_are_not_found() -> None:
     with pytest.raises(NotFound):
         original_request(b"/_gateway/authz/other", "GET", b"", [(b"x-original-uri", b"/a")])
-
-
-def test_only_the_gateways_session_cookie_is_removed() -> None:
-    headers = [(b"cookie", b"theme=dark; pg_session=secret"), (b"cookie", b"pg_session_x=1;consent=yes")]
-    assert without_cookies(headers, frozenset({"pg_session"})) == "theme=dark; pg_session_x=1; consent=yes"
-    assert without_cookies([(b"cookie", b"pg_session=secret")], frozenset({"pg_session"})) == ""
 
 
 def test_an_answer_survives_the_edge_and_a_forged_one_is_refused() -> None:
