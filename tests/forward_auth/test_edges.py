@@ -346,3 +346,15 @@ async def test_conflicting_or_missing_claims_are_refused(world: World) -> None:
         assert (r.status_code, r.json()["reason"]) == (400, "path_not_absolute")
         r = await c.get("/_gateway/authz/answer", headers={"x-portal-answer": "not-base64-json!"})
         assert (r.status_code, r.json()["reason"]) == (400, "forward_auth_bad_answer")
+
+
+async def test_a_request_body_goes_through_the_edge_after_the_decision(world: World) -> None:
+    """The check carries no body; the edge streams the client's body to the backend afterwards."""
+    body = {"method": "bank_transfer", "account_holder": "Anna Huber"}
+    for mode in ("gateway", "nginx", "caddy"):
+        before = len(world.recorder.seen)
+        async with world.client({"gateway": world.gateway, "nginx": world.nginx, "caddy": world.caddy}[mode]) as c:
+            r = await c.put("/api/customers/1000001/payment-method", json=body, headers=world.credentials["anna"])
+        assert r.status_code == 200, (mode, r.text)
+        assert r.json()["received"]["method"] == "PUT", mode
+        assert [s.target for s in world.recorder.seen[before:]] == [b"/api/customers/1000001/payment-method"]
