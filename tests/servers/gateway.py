@@ -18,13 +18,18 @@ async def serve_asgi(app: Any, port_override: int = 0, **config: Any) -> AsyncIt
     )
     server = uvicorn.Server(cfg)
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
+    # Startup (keys, database, policy) can take long on a loaded machine: wait for
+    # the server's own signal, bounded generously, and say which way it failed.
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 60
+    while not (server.started or task.done()) and loop.time() < give_up:
         await asyncio.sleep(0.01)
     if task.done():
         task.result()
         raise RuntimeError("server did not start")
+    if not server.started:
+        server.should_exit = True
+        raise RuntimeError("server did not start within 60 s")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
