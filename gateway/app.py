@@ -292,6 +292,7 @@ def build_app(
         trusted_proxies=settings.server.trusted_proxies,
         max_path_bytes=settings.server.max_path_bytes,
         stages=stages,
+        metrics=metrics,
         lookup=lookup,
     )
     outer = ContextMiddleware(edge, metrics=metrics, access_log=AccessLog(stream), message_lookup=lookup)

@@ -49,6 +49,7 @@ from gateway.errors import (
     StepUpRequired,
     TooManyRequests,
 )
+from gateway.metrics import GatewayMetrics
 from gateway.middleware.canonicalize import (
     REQUEST_ID_KEY,
     SCOPE_KEY,
@@ -253,11 +254,13 @@ class ForwardAuthMiddleware:
         *,
         decide: ASGIApp,
         peers: TrustedProxies,
+        metrics: GatewayMetrics,
         lookup: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.app = app
         self.decide = decide
         self.peers = peers
+        self.metrics = metrics
         self.lookup = lookup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -313,8 +316,11 @@ class ForwardAuthMiddleware:
                 message = {**message, "status": status, "headers": [*message["headers"], *extra]}
             await send(message)
 
-        # The log and the metrics record the answer the client will get, not nginx's 401/403.
+        # The log and the metrics record the answer the client will get, not nginx's 401/403
+        # (ContextMiddleware counts the refusals it renders itself the same way).
         scope[STATUS_KEY] = exc.status_code
+        if exc.status_code == 400:
+            self.metrics.rejected.labels(exc.reason).inc()
         await self._send(scope, headers, exc, as_nginx_status, decision_id, hint_url)
 
     async def _answer(self, scope: Scope, headers: list[tuple[bytes, bytes]], send: Send) -> None:
@@ -360,6 +366,7 @@ def mount_forward_auth(
     trusted_proxies: list[str],
     max_path_bytes: int,
     stages: DecisionStages,
+    metrics: GatewayMetrics,
     lookup: Callable[[str, str], str | None] | None,
 ) -> ASGIApp:
     """`app` with the forward-auth paths in front of it (or `app` itself when disabled).
@@ -377,4 +384,4 @@ def mount_forward_auth(
         trusted_proxies=TrustedProxies([*edge, *trusted_proxies]),
         max_path_bytes=max_path_bytes,
     )
-    return ForwardAuthMiddleware(app, decide=decide, peers=TrustedProxies(edge), lookup=lookup)
+    return ForwardAuthMiddleware(app, decide=decide, peers=TrustedProxies(edge), metrics=metrics, lookup=lookup)

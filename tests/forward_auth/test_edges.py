@@ -358,3 +358,15 @@ async def test_a_request_body_goes_through_the_edge_after_the_decision(world: Wo
         assert r.status_code == 200, (mode, r.text)
         assert r.json()["received"]["method"] == "PUT", mode
         assert [s.target for s in world.recorder.seen[before:]] == [b"/api/customers/1000001/payment-method"]
+
+
+async def test_refused_paths_are_counted_like_on_the_proxy_path(world: World) -> None:
+    def rejected() -> float:
+        value = world.registry.get_sample_value("portal_gateway_rejected_requests_total", {"reason": "path_semicolon"})
+        return value or 0.0
+
+    for mode in MODES:
+        before = rejected()
+        r = await ask(world, mode, "anna", "GET", b"/api/lines/436641000001/usage;v=1")
+        assert r.status_code == 400, mode
+        assert rejected() == before + 1, mode
