@@ -397,6 +397,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"{src}: server.max_body_bytes must not be negative")
     if s.signing.session_cache_size < 1:
         raise SettingsError(f"{src}: signing.session_cache_size must be at least 1, got {s.signing.session_cache_size}")
+    if s.policy.cache_size < 0:
+        raise SettingsError(
+            f"{src}: policy.cache_size must not be negative (0 = no decision cache), got {s.policy.cache_size}"
+        )
     import ipaddress
 
     for i, cidr in enumerate(s.server.trusted_proxies):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.directory.memory import MemoryDirectory
@@ -13,6 +14,7 @@ from gateway.policy.cache import CacheStats, DecisionCache
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.model import Actor, Line
 from gateway.policy.testing import demo_world, table_hashers
+from gateway.settings import SettingsError, load_settings
 
 from .test_authorizer import ANNA, make
 
@@ -111,3 +113,10 @@ async def test_directory_change_is_never_answered_from_the_cache(tmp_path: Path)
     # And back: the old verdict is valid again for the old facts.
     del directory.moved[ANNAS_LINE]
     assert (await authz.authorize(ANNA, "view_usage", "line", ANNAS_LINE, request_id="r")).outcome == "allow"
+
+
+def test_negative_cache_size_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text("[policy]\ncache_size = -1\n")
+    with pytest.raises(SettingsError, match=r"gateway.toml: policy.cache_size"):
+        load_settings(cfg)
