@@ -108,6 +108,52 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(host=args.host, port=args.port, backend_port=args.backend_port, ops_port=args.ops_port)
 
 
+def _decisions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.policy.decisions import DecisionFilter, parse_when, run
+
+    settings = None
+    if args.file is None or args.route:
+        settings = load_settings(args.config)
+    if args.file is not None:
+        path = Path(args.file)
+    else:
+        assert settings is not None
+        target = settings.policy.decision_log
+        if target in ("stdout", "off", ""):
+            print(f"portal-gateway decisions: {settings.source}: policy.decision_log is {target!r}, not a file; "
+                  "name the file (e.g. where your log shipper writes stdout)", file=sys.stderr)
+            return 2
+        path = settings.path(target)
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"portal-gateway decisions: {exc}", file=sys.stderr)
+        return 2
+    routes = None
+    if args.route:
+        from gateway.routes import load_routes
+
+        assert settings is not None
+        table = load_routes(settings.path(settings.routes.path), settings.upstreams)
+        routes = frozenset(
+            (r.action, r.resource) for r in table.routes if r.name == args.route and r.action and r.resource
+        )
+        if not routes:
+            print(f"portal-gateway decisions: no non-public route named {args.route!r} in {settings.routes.path}",
+                  file=sys.stderr)
+            return 2
+    resource_type, _, resource_id = (args.resource or "").partition(":")
+    flt = DecisionFilter(
+        subject=args.subject, outcome=args.outcome, reason=args.reason, action=args.action,
+        resource_type=resource_type or None, resource_id=resource_id or None,
+        since=since, until=until, routes=routes,
+    )
+    return run(path, flt, summary=args.summary, as_json=args.json, follow_mode=args.follow)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -141,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate the configuration and the route table")
     check.add_argument("--config", help="TOML configuration (default: $PORTAL_GATEWAY_CONFIG)")
     check.set_defaults(func=_config_check)
+
+    decisions = sub.add_parser("decisions", help="query the JSON decision log (filters, summary, follow)")
+    decisions.add_argument("file", nargs="?", help="decision log file (default: policy.decision_log of --config)")
+    decisions.add_argument("--config", help="TOML configuration (default: $PORTAL_GATEWAY_CONFIG)")
+    decisions.add_argument("--subject", help="e.g. acc_…, line:436641000040, client:billing")
+    decisions.add_argument("--outcome", help="allow, deny, not_found, step_up, unavailable, …")
+    decisions.add_argument("--reason", help="a reason code, e.g. line_user_scope")
+    decisions.add_argument("--action", help="a portal action, e.g. view_itemized_bill")
+    decisions.add_argument("--resource", help="TYPE or TYPE:ID, e.g. line:436641000001")
+    decisions.add_argument("--route", help="a route name of the route table (its action and resource type)")
+    decisions.add_argument("--since", help="ISO 8601 time, or a span back from now: 15m, 2h, 1d")
+    decisions.add_argument("--until", help="ISO 8601 time, or a span back from now")
+    decisions.add_argument("--summary", action="store_true", help="counts instead of records")
+    decisions.add_argument("--json", action="store_true", help="print the matching JSON lines as they are")
+    decisions.add_argument("--follow", "-f", action="store_true",
+                           help="print the matches so far, then each new one (like tail -n +1 -f)")
+    decisions.set_defaults(func=_decisions)
 
     for module_name in _GROUPS:
         if importlib.util.find_spec(module_name) is None:
