@@ -10,6 +10,7 @@ BENCH-TABLE, FULLPATH-TABLE and SOAK-TABLE markers), with the machine and date.
     python -m bench.run --quick       # the same rows, 3 s each: a sanity check in a few minutes
     python -m bench.run --soak        # only the memory soak (RSS over 200,000 requests)
     python -m bench.run --profile     # also py-spy the full path at c=32 and print the top frames
+    python -m bench.run --rounds 3    # every full-path row 3 times, interleaved, medians (shared machines)
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32, help="connections of the public-route table")
     ap.add_argument("--quick", action="store_true", help="3 s per measurement, 1 s warm-up")
     ap.add_argument("--sessions", type=int, default=2000, help="distinct sessions of the cold mix")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="full path: measure every row this many times, interleaved; medians reported")
     ap.add_argument("--no-baselines", action="store_true", help="skip the public-route table")
     ap.add_argument("--no-full-path", action="store_true", help="skip the full-path table")
     ap.add_argument("--soak", action="store_true", help="only the memory soak")
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
-    opts = scenarios.Options(args.seconds, args.warmup, args.sessions, args.profile)
+    opts = scenarios.Options(args.seconds, args.warmup, args.sessions, args.profile, max(1, args.rounds))
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -238,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_full_path:
                 print("full path ...", flush=True)
                 rows = scenarios.measure(opts, work, upstream_port)
-                text = (f"Measured {_stamp()} on {_machine()}; wrk -t2 (-t1 at c=1) -d{args.seconds}s, "
+                rounds = f", median of {opts.rounds} interleaved rounds" if opts.rounds > 1 else ""
+                text = (f"Measured {_stamp()} on {_machine()}; wrk -t2 (-t1 at c=1) -d{args.seconds}s{rounds}, "
                         f"one worker unless stated.\n\n" + scenarios.table(rows))
                 print(text)
                 if not args.no_write:

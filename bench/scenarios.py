@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Options:
     warmup: int
     sessions: int
     profile: bool
+    rounds: int = 1
 
 
 @dataclass
@@ -123,84 +125,121 @@ def _judge(value: float | None, target: float, *, at_least: bool = True, errors:
     return "meets" if ok else "MISSES"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One measurement: a row key, its label, the URL, the concurrency and the load."""
+
+    key: str
+    name: str
+    url: str
+    connections: int
+    load: Load
+    profile_pid: int | None = None
+
+
+def _median(results: list[Result]) -> Result:
+    """The median of each figure over the rounds (errors: the sum, so that none hides)."""
+    first = results[0]
+    return Result(first.name, statistics.median(r.rps for r in results),
+                  statistics.median(r.p50_ms for r in results), statistics.median(r.p99_ms for r in results),
+                  sum(r.errors for r in results), sum(r.requests for r in results), first.connections)
+
+
 def measure(opts: Options, work: Path, upstream_port: int) -> list[Row]:
-    """Run every full-path row; a row that cannot run is kept with a note."""
-    upstream = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
-    placeholder = Load(opts.seconds, opts.warmup, header="Authorization: Bearer pgs_not-checked-by-the-bare-forwarder")
-    rows: dict[str, Row] = {}
+    """Start every target, run every full-path row (`opts.rounds` times, interleaved), judge.
+
+    All servers are up at once, so that a round measures each row a few seconds after the
+    previous one: on a shared machine the load drifts over minutes, and interleaved rounds
+    with medians compare rows under the same conditions. A row that cannot run is kept
+    with a note.
+    """
+    plans: list[Plan] = []
+    notes: dict[str, str] = {}
+    with ExitStack() as stack:
+        _start_all(opts, work, upstream_port, stack, plans, notes)
+        runs: dict[str, list[Result]] = collections.defaultdict(list)
+        profile: list[str] = []
+        for number in range(opts.rounds):
+            if opts.rounds > 1:
+                print(f"  round {number + 1} of {opts.rounds}", flush=True)
+            for plan in plans:
+                pid = plan.profile_pid if number == 0 else None
+                with _profiled(pid, opts) as found:
+                    r = harness.wrk(plan.name, plan.url, opts.seconds, plan.connections, plan.load)
+                profile += found
+                runs[plan.key].append(r)
+                print(f"    {plan.name} c={plan.connections}: {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
+                      f"p99 {r.p99_ms:.2f} ms, {r.errors} errors", flush=True)
+        if profile:
+            print("\n".join(profile), flush=True)
     res: dict[str, Result | None] = collections.defaultdict(lambda: None)
+    res.update({key: _median(found) for key, found in runs.items()})
+    return _rows(opts, res, notes)
 
-    def run(key: str, name: str, url: str, c: int, load: Load) -> Result:
-        r = harness.wrk(name, url, opts.seconds, c, load)
-        res[key] = r
-        print(f"  {name} c={c}: {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
-              f"{r.errors} errors", flush=True)
-        return r
 
+def _start_all(opts: Options, work: Path, upstream_port: int, stack: ExitStack, plans: list[Plan],
+               notes: dict[str, str]) -> None:
+    """Start the bare forwarders and every gateway deployment; `plans` gets their rows."""
+    upstream = {"BENCH_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
     # Denominators: the bare forwarder on the same URL, with an Authorization header too.
+    placeholder = Load(opts.seconds, opts.warmup, header="Authorization: Bearer pgs_not-checked-by-the-bare-forwarder")
     for workers in (1, 2):
         port = harness.free_port()
         proc = harness.uvicorn("bench.bare_http11:app", port, upstream, workers=workers)
-        try:
-            harness.wait_port(port)
-            levels = (1, 8, 32) if workers == 1 else (32,)
-            for c in levels:
-                run(f"bare{workers}-c{c}", f"bare forwarder, {workers} worker{'s' * (workers > 1)}",
-                    f"http://127.0.0.1:{port}{USAGE_PATH}", c, placeholder)
-        finally:
-            harness.stop(proc)
+        stack.callback(harness.stop, proc)
+        harness.wait_port(port)
+        for c in (1, 8, 32) if workers == 1 else (32,):
+            plans.append(Plan(f"bare{workers}-c{c}", f"bare forwarder, {workers} worker{'s' * (workers > 1)}",
+                              f"http://127.0.0.1:{port}{USAGE_PATH}", c, placeholder))
 
     crowd = people(opts.sessions)
     embedded = Deployment("embedded", shared=False, work=work)
     print(f"  seeding {len(crowd):,} people (directory + accounts) and logging them in ...", flush=True)
     asyncio.run(embedded.open(crowd))
-    with gateway(embedded, upstream_port, crowd) as gw:
-        hot = Load(opts.seconds, opts.warmup, header=_bearer(gw.hot))
-        url = gw.url + USAGE_PATH
-        for c in (1, 8):
-            run(f"emb-c{c}", "full path, embedded", url, c, hot)
-        with _profiled(gw.proc.pid, opts) as profile:
-            run("emb-c32", "full path, embedded", url, 32, hot)
-        script = wrk_script(gw.crowd, work / "cold-mix.lua")
-        # No warm-up: the first pass over the sessions is the cold part of the mix.
-        run("cold-c32", f"cold mix, {len(gw.crowd):,} sessions", gw.url + USAGE_PATH, 32,
-            Load(opts.seconds, 0, script=script))
-    if profile:
-        print("\n".join(profile), flush=True)
+    gw = stack.enter_context(gateway(embedded, upstream_port, crowd))
+    hot = Load(opts.seconds, opts.warmup, header=_bearer(gw.hot))
+    for c in (1, 8, 32):
+        plans.append(Plan(f"emb-c{c}", "full path, embedded", gw.url + USAGE_PATH, c, hot,
+                          profile_pid=gw.proc.pid if c == 32 else None))
+    script = wrk_script(gw.crowd, work / "cold-mix.lua")
+    # No warm-up: the first pass over the sessions is the cold part of the mix.
+    plans.append(Plan("cold-c32", f"cold mix, {len(gw.crowd):,} sessions", gw.url + USAGE_PATH, 32,
+                      Load(opts.seconds, 0, script=script)))
 
     section, problem = binding_section(work, upstream_port)
-    session_note = ""
     if section is not None:
         bound = Deployment("session-bound", shared=False, work=work)
         asyncio.run(bound.open([]))
         try:
-            with gateway(bound, upstream_port, [], binding="session", section=section, expect="session") as gw:
-                run("sess-c32", "full path, binding = session", gw.url + USAGE_PATH, 32,
-                    Load(opts.seconds, opts.warmup, header=_bearer(gw.hot)))
+            sgw = stack.enter_context(gateway(bound, upstream_port, [], binding="session", section=section,
+                                              expect="session"))
+            plans.append(Plan("sess-c32", "full path, binding = session", sgw.url + USAGE_PATH, 32,
+                              Load(opts.seconds, opts.warmup, header=_bearer(sgw.hot))))
         except RuntimeError as exc:
-            session_note = f"not measured: {exc}"
+            notes["sess"] = f"not measured: {exc}"
     else:
-        session_note = f"not measured: this gateway takes no binding setting yet ({problem})"
-    if session_note:
-        print(f"  note: {session_note}", flush=True)
+        notes["sess"] = f"not measured: this gateway takes no binding setting yet ({problem})"
 
-    shared_note = ""
     if not reachable(REDIS_HOST, REDIS_PORT) or not reachable("127.0.0.1", 5432):
-        shared_note = f"not measured: Redis {REDIS_HOST}:{REDIS_PORT} or PostgreSQL ({POSTGRES_ADMIN}) not reachable"
-        print(f"  note: {shared_note}", flush=True)
+        notes["pg"] = f"not measured: Redis {REDIS_HOST}:{REDIS_PORT} or PostgreSQL ({POSTGRES_ADMIN}) not reachable"
     else:
         shared = Deployment("redis-pg", shared=True, work=work)
-        try:
-            asyncio.run(shared.open([]))
-            for workers in (1, 2):
-                with gateway(shared, upstream_port, [], workers=workers) as gw:
-                    load = Load(opts.seconds, opts.warmup, header=_bearer(gw.hot))
-                    levels = (1, 8, 32) if workers == 1 else (32,)
-                    for c in levels:
-                        run(f"pg{workers}-c{c}", f"full path, Redis + PostgreSQL, {workers} worker"
-                            f"{'s' * (workers > 1)}", gw.url + USAGE_PATH, c, load)
-        finally:
-            asyncio.run(shared.close())
+        stack.callback(lambda: asyncio.run(shared.close()))
+        asyncio.run(shared.open([]))
+        for workers in (1, 2):
+            pgw = stack.enter_context(gateway(shared, upstream_port, [], workers=workers))
+            load = Load(opts.seconds, opts.warmup, header=_bearer(pgw.hot))
+            for c in (1, 8, 32) if workers == 1 else (32,):
+                plans.append(Plan(f"pg{workers}-c{c}", f"full path, Redis + PostgreSQL, {workers} worker"
+                                  f"{'s' * (workers > 1)}", pgw.url + USAGE_PATH, c, load))
+    for note in notes.values():
+        print(f"  note: {note}", flush=True)
+
+
+def _rows(opts: Options, res: dict[str, Result | None], notes: dict[str, str]) -> list[Row]:
+    rows: dict[str, Row] = {}
+    session_note = notes.get("sess", "")
+    shared_note = notes.get("pg", "")
 
     def row(key: str, base: str, name: str | None = None, **kw: str) -> Row:
         r = res[key]
@@ -287,12 +326,12 @@ def table(rows: list[Row]) -> str:
 
 
 @contextmanager
-def _profiled(pid: int, opts: Options) -> Iterator[list[str]]:
+def _profiled(pid: int | None, opts: Options) -> Iterator[list[str]]:
     """With --profile: py-spy samples `pid` while the block runs; the summary lands in the list."""
     summary: list[str] = []
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not opts.profile or not Path(spy).exists():
-        if opts.profile:
+    if pid is None or not opts.profile or not Path(spy).exists():
+        if opts.profile and pid is not None:
             summary.append("  profile: py-spy not found (pip install py-spy)")
         yield summary
         return
