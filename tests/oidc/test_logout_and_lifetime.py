@@ -97,6 +97,8 @@ async def test_back_channel_logout_ends_a_live_session(
         ({"jti": None}, {}),
         ({}, {"alg": "none"}),
         ({}, {"kid": None}),
+        ({}, {"typ": "at+jwt"}),  # an access token of the same provider is no logout token
+        ({}, {"typ": "JWT+id_token"}),
     ],
 )
 async def test_bad_logout_tokens_are_refused(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 
-from gateway.auth.oidc.bearer import peek_issuer
+from gateway.auth.oidc.bearer import peek_issuer, token_type
 from gateway.auth.oidc.errors import TokenRejected
 from gateway.auth.oidc.lifetime import SessionRecords
 from gateway.auth.oidc.ports import OidcSessions
@@ -56,6 +56,11 @@ class BackchannelLogout:
                 "oidc_logout_token_invalid", "logout token of no configured provider"
             )
         try:
+            # Spec 2.4: typ logout+jwt where the provider sets it; an access or ID token
+            # (typ at+jwt, ...) of the same provider is never a logout token.
+            typ = token_type(provider.verifier.header(logout_token))
+            if typ is not None and typ not in ("logout+jwt", "jwt"):
+                raise TokenRejected("oidc_token_type", f"token type {typ!r} is not a logout token")
             claims = await provider.verifier.verify(
                 logout_token,
                 audience=provider.settings.client_id,
