@@ -32,6 +32,12 @@ _SESSION_TOKEN_PREFIX = b"pgs_"
 Headers = list[tuple[bytes, bytes]]
 
 
+def _holds_session_token(value: bytes) -> bool:
+    # Any word, not only the one after "Bearer": "bearer\tpgs_…" or "Token pgs_…" is not
+    # read as a session by the gateway, but it still carries one a backend could replay.
+    return any(word.startswith(_SESSION_TOKEN_PREFIX) for word in value.split())
+
+
 @runtime_checkable
 class ReadsCookie(Protocol):
     """An authenticator that takes its credential from a cookie (the session authenticator)."""
@@ -55,7 +61,7 @@ class CredentialFilter:
         out: Headers = []
         for name, value in headers:
             if name == b"authorization":
-                if not route.pass_authorization or _SESSION_TOKEN_PREFIX in value:
+                if not route.pass_authorization or _holds_session_token(value):
                     continue
             elif name == b"cookie" and self._needles:
                 kept = self._cookie_without_ours(value)

@@ -204,6 +204,12 @@ async def test_opted_in_route_never_gets_a_session_token(backend: Backend) -> No
     assert await send(backend, TARIFF, f"Authorization: Bearer {token}\r\n") == 200
     assert session_id(token).encode() not in backend.last()
     assert not [k for k, _ in backend.last_headers() if k == "authorization"]
+    # Spelled so that the gateway does not read it as a session (the cookie logs in),
+    # it still carries one: it stays at the gateway all the same.
+    cookie = f"Cookie: {SESSION_COOKIE}={session_id(token)}\r\n"
+    for spelling in (f"Token {token}", f"Bearer\t{token}", f"Basic x, Bearer {token}"):
+        assert await send(backend, TARIFF, f"{cookie}Authorization: {spelling}\r\n") == 200, spelling
+        assert session_id(token).encode() not in backend.last(), spelling
 
 
 # ------------------------------------------------------------------ the route file
