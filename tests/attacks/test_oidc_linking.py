@@ -185,3 +185,56 @@ async def test_link_to_account_without_any_login_is_refused(gw: OidcPortal) -> N
             r = await attacker.post("/auth/oidc/link", **send)  # type: ignore[arg-type]
             assert r.status_code == 403, r.text
         assert (await me(attacker)).status_code == 401
+
+
+async def test_a_forced_callback_cannot_plant_the_attackers_idp_login_in_the_owners_browser(
+    gw: OidcPortal,
+) -> None:
+    """Login CSRF toward linking: the attacker signs in at the IdP, keeps the callback URL
+    (code + state) and makes the logged-in owner's browser open it. The state is bound to
+    the browser that started the login, so nothing is pending there to link."""
+    from urllib.parse import urljoin
+
+    from tests.oidc.gateway_app import forms_of
+
+    await register_sophie(gw)
+    async with gw.client() as attacker:
+        r = await attacker.get("/auth/oidc/login")
+        callback = ""
+        for _ in range(20):
+            if r.status_code in (302, 303):
+                target = urljoin(str(r.url), r.headers["location"])
+                if target.startswith(f"{gw.url}/auth/oidc/callback"):
+                    callback = target
+                    break
+                r = await attacker.get(target)
+                continue
+            fields = dict(forms_of(r.text)[0]["fields"])
+            if fields.get("prompt") == "login":
+                fields.update(login="markus", password="markus-idp-pass")
+            r = await attacker.post(urljoin(str(r.url), forms_of(r.text)[0]["action"]), data=fields)
+        assert callback
+    async with gw.client() as owner:
+        await password_login(owner, SOPHIE["login"], SOPHIE["password"])
+        r = await owner.get(callback)
+        assert r.status_code == 400 and r.json()["reason"] == "oidc_state_invalid"
+        r = await owner.post("/auth/oidc/link", json={"link_to": "account"})
+        assert r.status_code == 400 and r.json()["reason"] == "oidc_link_expired"
+    async with gw.client() as again:
+        r = await idp_login(again, gw.url, "markus", "markus-idp-pass")
+        assert r.headers["location"] == "/auth/oidc/link"  # never linked to Sophie
+
+
+async def test_a_cross_site_page_cannot_post_the_link(gw: OidcPortal) -> None:
+    await register_sophie(gw)
+    async with gw.client() as owner:
+        await password_login(owner, SOPHIE["login"], SOPHIE["password"])
+        await pending_link(owner, gw, "eva")
+        for headers in (
+            {"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+            {"origin": "https://evil.example"},
+        ):
+            r = await owner.post("/auth/oidc/link", data={"link_to": "account"}, headers=headers)
+            assert r.status_code == 403, r.text
+        r = await owner.post("/auth/oidc/link", json={"link_to": "account"})
+        assert r.status_code == 200  # the owner's own page still can
