@@ -7,6 +7,7 @@ tests/attacks/test_forwarded_credentials.py; these pin the edges quickly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 
 from gateway.auth import cookies
 from gateway.middleware.credentials import CredentialFilter
-from gateway.routes import Route
+from gateway.routes import Route, RouteTableError, load_routes
+from tests.attacks.test_forwarded_credentials import opted_in_routes
+from tests.integration.conftest import ROOT
 
 PLAIN = Route(name="r", methods=frozenset({"GET"}), path="/r", upstream="u")
 OPTED_IN = Route(name="o", methods=frozenset({"GET"}), path="/o", upstream="u", pass_authorization=True)
@@ -96,3 +99,18 @@ def test_no_spelling_of_the_session_cookie_is_read_back_after_the_filter(
     out = CredentialFilter([NAME]).headers_for([(b"cookie", value)], PLAIN)
     for _, sent in out:
         assert NAME not in cookies.parse(sent.decode("latin-1"))
+
+
+# ------------------------------------------------------------------ the route file
+@pytest.mark.parametrize("value", ['"yes"', "1"])
+def test_pass_authorization_must_be_a_boolean(tmp_path: Path, value: str) -> None:
+    text = opted_in_routes(tmp_path).read_text().replace("pass_authorization = true", f"pass_authorization = {value}")
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(RouteTableError, match=r"bad\.toml.*tariff.*pass_authorization must be true or false"):
+        load_routes(path)
+
+
+def test_pass_authorization_is_off_unless_a_route_says_so() -> None:
+    table = load_routes(ROOT / "config" / "routes.toml")
+    assert not [r.name for r in table.routes if r.pass_authorization]
