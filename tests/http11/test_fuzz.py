@@ -109,7 +109,7 @@ def test_request_head_never_carries_an_unintended_line(
     ) and target in (b"/a", b"/a?x=1")
     try:
         head = pool._head("GET", target, headers, False, None)
-    except InvalidRequestHeader as exc:
+    except InvalidRequestHeader:
         assert not clean, "a clean request head was refused"
         return
     assert clean, "a head with CR, LF, NUL or a non-token name was written"
