@@ -1,21 +1,23 @@
 """`SqlDirectory`: the directory in the gateway's SQL database (SQLite or PostgreSQL).
 
-Every method is one or two indexed queries on a pooled connection (see
-`gateway.directory.tables` for the indexes), so a lookup costs O(log n) whatever the number
-of customers or lines. Any database error becomes `DirectoryUnavailable` with the cause
-chained: the gateway then fails closed (503) instead of deciding on missing facts.
+Every method is one or two indexed queries (see `gateway.directory.tables` for the
+indexes), so a lookup costs O(log n) whatever the number of customers or lines, and each
+query is one round trip on the database's autocommit reader (`Database.reader`; on SQLite
+one hop to aiosqlite's thread, `gateway.directory.sqlite_reads`). Any database error
+becomes `DirectoryUnavailable` with the cause chained: the gateway then fails closed (503)
+instead of deciding on missing facts.
 The tables are created by ``Database.migrate()``; `gateway.directory.importer` fills them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import datetime as dt
+import sqlite3
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import BindParameter, Row, Select, String, bindparam, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.database import Database
 from gateway.directory.base import DirectoryUnavailable
@@ -32,6 +34,7 @@ from gateway.directory.records import (
     PersonRelations,
     VpnRecord,
 )
+from gateway.directory.sqlite_reads import SqliteReader
 from gateway.directory.tables import (
     ContractRow,
     CustomerRelationRow,
@@ -55,6 +58,26 @@ _vpns = VpnRow.__table__
 _LINE_COLUMNS = (_lines.c.msisdn, _lines.c.contract_id, _lines.c.customer_number, _lines.c.part,
                  _lines.c.user_person_id)
 _CUSTOMER_COLUMNS = (_customers.c.number, _customers.c.name, _customers.c.kind)
+_KEY: BindParameter[str] = bindparam("key", type_=String())
+
+# Every read is one of these fixed statements with the id as the bind parameter "key":
+# compiled once (SQLAlchemy's cache; `SqliteReader`), prepared once per connection (asyncpg).
+_PERSON = select(_persons.c.id, _persons.c.name).where(_persons.c.id == _KEY)
+_RELATIONS_OF = select(_relations.c.relation, _relations.c.customer_number).where(_relations.c.person_id == _KEY)
+_LINES_USED_BY = select(_lines.c.msisdn).where(_lines.c.user_person_id == _KEY)
+_CUSTOMER = select(*_CUSTOMER_COLUMNS).where(_customers.c.number == _KEY)
+_CONTRACT = select(_contracts).where(_contracts.c.id == _KEY)
+_LINE = select(*_LINE_COLUMNS).where(_lines.c.msisdn == _KEY)
+_INVOICE = select(_invoices).where(_invoices.c.number == _KEY)
+_INVOICES_OF = (select(_invoices).where(_invoices.c.contract_id == _KEY)
+                .order_by(_invoices.c.issued_on.desc(), _invoices.c.number))
+_VPN = select(_vpns).where(_vpns.c.id == _KEY)
+_LINES_OF = select(*_LINE_COLUMNS).where(_lines.c.customer_number == _KEY).order_by(_lines.c.msisdn)
+_CONTRACTS_OF = select(_contracts).where(_contracts.c.customer_number == _KEY).order_by(_contracts.c.id)
+_KUNDENKENNWORT = select(_customers.c.kundenkennwort_hash).where(_customers.c.number == _KEY)
+_PUK = select(_lines.c.puk_hash).where(_lines.c.msisdn == _KEY)
+_PING = select(func.count()).select_from(_persons).where(_persons.c.id == _KEY)
+_ANY_CUSTOMER = select(_customers.c.number).where(_customers.c.number != _KEY).limit(1)
 _RELATION_FIELDS = {
     "holder": "holder_of",
     "authorised": "authorised_for",
@@ -74,9 +97,14 @@ def _line(row: Row[Any]) -> LineRecord:
                       part=cast(Part | None, row.part), user_person_id=row.user_person_id)
 
 
+def _iso(value: dt.date | str) -> str:
+    """A date column: a `date` from PostgreSQL, ISO text from SQLite's one-hop reader."""
+    return value if isinstance(value, str) else value.isoformat()
+
+
 def _invoice(row: Row[Any]) -> InvoiceRecord:
     return InvoiceRecord(number=row.number, contract_id=row.contract_id, customer_number=row.customer_number,
-                         part=cast(Part | None, row.part), issued_on=row.issued_on.isoformat(),
+                         part=cast(Part | None, row.part), issued_on=_iso(row.issued_on),
                          current=bool(row.current))
 
 
@@ -86,56 +114,42 @@ class SqlDirectory:
     def __init__(self, database: Database, *, hashers: ProofHashers | None = None) -> None:
         self.database = database
         self.hashers = hashers or ProofHashers()
+        self._sqlite = SqliteReader(database.reader) if database.dialect == "sqlite" else None
 
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.database.reader.connect() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
-
-    async def _read(self, statement: Any, many: bool) -> Any:
-        """One autocommit statement on the reader (no ping, no BEGIN/ROLLBACK).
+    async def _read(self, statement: Select[Any], key: str) -> Sequence[Any]:
+        """Every row of one fixed statement: one round trip (no ping, no BEGIN/ROLLBACK).
 
         Without a ping, a pooled connection that the server closed (restart, idle
         timeout) fails its next read; the pool invalidates it, and the read is tried once
         more on a fresh connection, so that a restart costs no request a 503.
         """
+        params = {"key": key}
         for attempt in (1, 2):
             try:
+                if self._sqlite is not None:
+                    return await self._sqlite.read(statement, params)
                 async with self.database.reader.connect() as conn:
-                    result = await conn.execute(statement)
-                    return result.all() if many else result.first()
+                    rows: Sequence[Any] = (await conn.execute(statement, params)).all()
+                    return rows
             except DBAPIError as exc:
                 if attempt == 1 and exc.connection_invalidated:
                     continue
                 raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            except (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError) as exc:
                 raise DirectoryUnavailable(f"SQL directory does not answer: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
 
-    async def _one(self, statement: Any) -> Row[Any] | None:
-        row: Row[Any] | None = await self._read(statement, False)
-        return row
-
-    async def _all(self, statement: Any) -> Sequence[Row[Any]]:
-        rows: Sequence[Row[Any]] = await self._read(statement, True)
-        return rows
+    async def _one(self, statement: Select[Any], key: str) -> Any:
+        rows = await self._read(statement, key)
+        return rows[0] if rows else None
 
     async def person(self, person_id: str) -> PersonRecord | None:
-        row = await self._one(select(_persons.c.id, _persons.c.name).where(_persons.c.id == person_id))
+        row = await self._one(_PERSON, person_id)
         return PersonRecord(id=row.id, name=row.name) if row else None
 
     async def relations(self, person_id: str) -> PersonRelations:
-        async with self._connect() as conn:
-            rels = (await conn.execute(
-                select(_relations.c.relation, _relations.c.customer_number)
-                .where(_relations.c.person_id == person_id)
-            )).all()
-            used = (await conn.execute(
-                select(_lines.c.msisdn).where(_lines.c.user_person_id == person_id)
-            )).scalars().all()
+        rels = await self._read(_RELATIONS_OF, person_id)
+        used = [row.msisdn for row in await self._read(_LINES_USED_BY, person_id)]
         sets: dict[str, set[str]] = {name: set() for name in _RELATION_FIELDS.values()}
         for row in rels:
             field_name = _RELATION_FIELDS.get(row.relation)
@@ -145,63 +159,50 @@ class SqlDirectory:
         return PersonRelations(person_id=person_id, uses_lines=frozenset(used), **frozen)
 
     async def customer(self, number: str) -> CustomerRecord | None:
-        row = await self._one(select(*_CUSTOMER_COLUMNS).where(_customers.c.number == number))
+        row = await self._one(_CUSTOMER, number)
         if row is None:
             return None
         return CustomerRecord(number=row.number, name=row.name, kind=cast(CustomerKind, row.kind))
 
     async def contract(self, contract_id: str) -> ContractRecord | None:
-        row = await self._one(select(_contracts).where(_contracts.c.id == contract_id))
+        row = await self._one(_CONTRACT, contract_id)
         return _contract(row) if row else None
 
     async def line(self, msisdn: str) -> LineRecord | None:
-        row = await self._one(select(*_LINE_COLUMNS).where(_lines.c.msisdn == msisdn))
+        row = await self._one(_LINE, msisdn)
         return _line(row) if row else None
 
     async def invoice(self, number: str) -> InvoiceRecord | None:
-        row = await self._one(select(_invoices).where(_invoices.c.number == number))
+        row = await self._one(_INVOICE, number)
         return _invoice(row) if row else None
 
     async def invoices_of_contract(self, contract_id: str) -> list[InvoiceRecord]:
-        rows = await self._all(
-            select(_invoices).where(_invoices.c.contract_id == contract_id)
-            .order_by(_invoices.c.issued_on.desc(), _invoices.c.number)
-        )
-        return [_invoice(r) for r in rows]
+        return [_invoice(r) for r in await self._read(_INVOICES_OF, contract_id)]
 
     async def vpn(self, vpn_id: str) -> VpnRecord | None:
-        row = await self._one(select(_vpns).where(_vpns.c.id == vpn_id))
+        row = await self._one(_VPN, vpn_id)
         return VpnRecord(id=row.id, customer_number=row.customer_number) if row else None
 
     async def lines_of_customer(self, number: str) -> list[LineRecord]:
-        rows = await self._all(
-            select(*_LINE_COLUMNS).where(_lines.c.customer_number == number).order_by(_lines.c.msisdn)
-        )
-        return [_line(r) for r in rows]
+        return [_line(r) for r in await self._read(_LINES_OF, number)]
 
     async def contracts_of_customer(self, number: str) -> list[ContractRecord]:
-        rows = await self._all(
-            select(_contracts).where(_contracts.c.customer_number == number).order_by(_contracts.c.id)
-        )
-        return [_contract(r) for r in rows]
+        return [_contract(r) for r in await self._read(_CONTRACTS_OF, number)]
 
     async def verify_kundenkennwort(self, customer_number: str, candidate: str) -> bool:
-        row = await self._one(
-            select(_customers.c.kundenkennwort_hash).where(_customers.c.number == customer_number)
-        )
+        row = await self._one(_KUNDENKENNWORT, customer_number)
         return await self.hashers.kundenkennwort.verify(row.kundenkennwort_hash if row else None, candidate)
 
     async def verify_puk(self, msisdn: str, candidate: str) -> bool:
-        row = await self._one(select(_lines.c.puk_hash).where(_lines.c.msisdn == msisdn))
+        row = await self._one(_PUK, msisdn)
         return await self.hashers.puk.verify(row.puk_hash if row else None, candidate)
 
     async def ping(self) -> None:
-        await self._one(select(func.count()).select_from(_persons).where(_persons.c.id == ""))
+        await self._one(_PING, "")
 
     async def is_empty(self) -> bool:
         """True when no customer is stored (the factory then loads ``seed_file``)."""
-        row = await self._one(select(_customers.c.number).limit(1))
-        return row is None
+        return await self._one(_ANY_CUSTOMER, "") is None
 
     async def close(self) -> None:
         """Nothing to do: the `Database` belongs to the caller, which closes it."""

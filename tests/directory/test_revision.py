@@ -6,8 +6,8 @@
   a killed LISTEN connection is noticed and re-opened, and the poll carries on meanwhile.
 - A lookup that reaches the database is one round trip: counted on the PostgreSQL wire by
   a proxy that reads the client's protocol messages (Bind/Execute/Sync, nothing else), and
-  on SQLite as the statements SQLite runs (trace callback: the SELECT, no BEGIN/ROLLBACK);
-  the hops to aiosqlite's worker thread are printed (the adapter makes several per read).
+  on SQLite as the statements SQLite runs (trace callback: the SELECT, no BEGIN/ROLLBACK)
+  and the hops to aiosqlite's worker thread (one).
 """
 
 from __future__ import annotations
@@ -261,5 +261,6 @@ async def test_sqlite_lookup_is_one_statement_and_no_transaction(
             assert await directory.line(ANNA_LINE) is not None
         print(f"\nSQLite, 10 lookups: statements {len(statements)}, worker-thread hops {dict(hops)}")
         assert len(statements) == 10
+        assert sum(hops.values()) == 10  # one hop to the worker thread per lookup
         assert not any(s.split()[0].upper() in ("BEGIN", "ROLLBACK", "COMMIT") for s in statements)
         assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
