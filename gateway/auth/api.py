@@ -65,7 +65,7 @@ class JsonApi:
         async def run(request: Request) -> Response:
             try:
                 if request.method == "POST":
-                    check_origin(request, self.s.public_origin)
+                    check_origin(request, self.s.cross_site)
                 response = await handler(request)
             except GatewayError as exc:
                 return ErrorResponse(exc)

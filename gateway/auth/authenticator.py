@@ -19,9 +19,11 @@ __all__ = ["SessionAuthenticator"]
 class SessionAuthenticator:
     id = "session"
 
-    def __init__(self, sessions: Sessions, cookie_name: str) -> None:
+    def __init__(self, sessions: Sessions, cookie_name: str, public_origin: str = "") -> None:
         self._sessions = sessions
         self.cookie_name = cookie_name
+        #: The origin the cookie's unsafe requests must come from (`gateway.auth.origin`).
+        self.public_origin = public_origin
 
     def validate(self) -> None:
         if not self.cookie_name:

@@ -29,6 +29,7 @@ from gateway.auth.config import AuthConfig, load_auth_config
 from gateway.auth.cookies import CookiePolicy
 from gateway.auth.crypto import SecretBox, resolve_encryption_key
 from gateway.auth.login import Logins
+from gateway.auth.origin import CrossSiteCheck
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy, load_common_passwords
 from gateway.auth.registration import Registrar, RegistrationPolicy, TargetResolver
 from gateway.auth.regulation import Regulator
@@ -173,6 +174,7 @@ def build_auth(
         cookies=cookies,
         public_origin=public,
         clock=clock,
+        cross_site=CrossSiteCheck(public, [cookies.session_name]),
     )
 
     async def store_ready() -> tuple[str, bool, str]:
@@ -186,7 +188,7 @@ def build_auth(
         await sender.close()
 
     return AuthComponent(
-        authenticators=[SessionAuthenticator(sessions, cookies.session_name)],
+        authenticators=[SessionAuthenticator(sessions, cookies.session_name, public_origin=public)],
         routes=auth_routes(services),
         ready_checks=[store_ready],
         on_startup=[],

@@ -31,6 +31,7 @@ from gateway.auth.texts import text
 from gateway.auth.web import (
     ErrorResponse,
     check_csrf,
+    check_origin,
     client_ip,
     dependency_error,
     language_of,
@@ -128,10 +129,11 @@ class Pages:
         return response
 
     async def _form(self, request: Request) -> FormData:
+        check_origin(request, self.s.cross_site)  # before the body is read
         form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
         token = form.get("csrf_token")
         check_csrf(
-            request, token if isinstance(token, str) else None, self.s.cookies.csrf_name, self.s.public_origin
+            request, token if isinstance(token, str) else None, self.s.cookies.csrf_name, self.s.cross_site
         )
         return form
 

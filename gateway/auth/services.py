@@ -12,6 +12,7 @@ from gateway.auth.base import Authenticator, Credentials
 from gateway.auth.config import AuthConfig
 from gateway.auth.cookies import CookiePolicy, of_request
 from gateway.auth.login import Logins
+from gateway.auth.origin import CrossSiteCheck
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy
 from gateway.auth.registration import Registrar
 from gateway.auth.regulation import Regulator
@@ -39,6 +40,8 @@ class AuthServices:
     cookies: CookiePolicy
     public_origin: str
     clock: Callable[[], float]
+    #: The one cross-site request check (`gateway.auth.origin`), shared with the data plane.
+    cross_site: CrossSiteCheck
     #: Filled by the OIDC component (auth knows it only through these three):
     #: checks run before a session is used on /auth (they raise to end it, as on /api),
     session_guards: list[Authenticator] = field(default_factory=list)

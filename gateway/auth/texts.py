@@ -69,6 +69,16 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
         "Anfragen von fremden Seiten sind nicht erlaubt.",
         "Requests from other sites are not allowed.",
     ),
+    "origin_null": (
+        "Diese Anfrage kam von einer Seite ohne erkennbare Herkunft und wurde abgelehnt.",
+        "This request came from a page without a known origin and was refused.",
+    ),
+    "origin_missing": (
+        "Die Anfrage nennt ihre Herkunft nicht. Bitte nutzen Sie die Seiten des Portals "
+        "oder melden Sie Apps mit einem Token an (Authorization: Bearer).",
+        "The request does not say where it comes from. Please use the portal's pages, "
+        "or let apps send a token (Authorization: Bearer).",
+    ),
     "sms_unavailable": (
         "SMS können gerade nicht versendet werden. Bitte versuchen Sie es später.",
         "Text messages cannot be sent right now. Please try again later.",

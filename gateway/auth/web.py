@@ -4,10 +4,10 @@
   schemes, or control characters — the open-redirect rules.
 - CSRF for forms: a random token in a ``__Host-`` cookie (HttpOnly, SameSite=Lax)
   that the form repeats in a hidden field (double submit, compared in constant
-  time), *and* the Origin / Sec-Fetch-Site headers must not name another site.
-  JSON endpoints need ``Content-Type: application/json`` (a cross-site form can
-  not send that without a CORS preflight, which the gateway never grants) and
-  the same Origin check.
+  time), *and* the gateway's one cross-site check (`gateway.auth.origin`:
+  Sec-Fetch-Site / Origin). JSON endpoints need ``Content-Type: application/json``
+  (a cross-site form can not send that without a CORS preflight, which the gateway
+  never grants) and the same cross-site check.
 - Security headers for every auth answer: no-store, nosniff, same-origin referrers, and on
   HTML a CSP with ``frame-ancestors 'none'`` (and X-Frame-Options for old browsers).
 - `ErrorResponse`: a `GatewayError` rendered by the gateway's one error mapping
@@ -27,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth.body import read_bounded
 from gateway.auth.cookies import of_request
+from gateway.auth.origin import CrossSiteCheck
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.texts import reason_text
 from gateway.errors import Forbidden, GatewayError, ServiceUnavailable
@@ -101,23 +103,24 @@ def language_of(request: Request, default: str = "de", form: Mapping[str, Any] |
     return default
 
 
-def _same_origin(request: Request, origin: str, public_origin: str) -> bool:
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    return origin in (own, public_origin)
+#: /auth endpoints that start a login or a registration: they never act on the
+#: session a request already carries, so a leftover cookie does not make them cookie
+#: requests (a curl client with an old jar may log in without Origin). A browser's
+#: cross-site post to them is still refused by its Sec-Fetch-Site / Origin (login CSRF).
+STARTS_A_LOGIN = frozenset({"/auth/register", "/auth/login/password", "/auth/sms/send", "/auth/sms/verify"})
 
 
-def check_origin(request: Request, public_origin: str) -> None:
-    """Refuse a state-changing request that a browser marks as coming from another site."""
-    site = request.headers.get("sec-fetch-site")
-    if site == "cross-site":
-        raise Forbidden("cross_site_request")
-    origin = request.headers.get("origin")
-    if origin is not None and not _same_origin(request, origin, public_origin):
-        raise Forbidden("cross_site_request")
+def check_origin(request: Request, check: CrossSiteCheck) -> None:
+    """The gateway's one cross-site check (`gateway.auth.origin`) for an /auth request."""
+    headers = request.scope.get("headers", [])
+    if request.url.path in STARTS_A_LOGIN:
+        check.check(request.method, headers, cookie_credential=False)
+        return
+    check.check_request(request.method, headers, request.headers.get("authorization"), of_request(request))
 
 
-def check_csrf(request: Request, form_token: str | None, cookie_name: str, public_origin: str) -> None:
-    check_origin(request, public_origin)
+def check_csrf(request: Request, form_token: str | None, cookie_name: str, check: CrossSiteCheck) -> None:
+    check_origin(request, check)
     cookie = of_request(request).get(cookie_name)
     if not cookie or not form_token or not hmac.compare_digest(cookie.encode(), form_token.encode()):
         raise Forbidden("csrf_failed")
@@ -131,18 +134,11 @@ async def read_json(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise InvalidInput("json_required")
-    # Judge the size before reading: /auth is not behind the data plane's body limit,
-    # and reading a declared 100 MB body into memory first is a cheap DoS.
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+    body = await read_bounded(request, MAX_JSON_BYTES)
+    if body is None:
         raise InvalidInput("bad_request")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise InvalidInput("bad_request")
     try:
-        data = json.loads(bytes(body) or b"{}")
+        data = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: "[[[[..." nested deeper than the interpreter's limit (was a 500).
         raise InvalidInput("bad_request") from None

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from starlette.types import Receive, Scope, Send
 
 from gateway.assertion import AssertionSigner, identity_headers
+from gateway.auth.origin import CrossSiteCheck
 from gateway.errors import AuthenticationFailed, MethodNotAllowed, NotFound, UpstreamError
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.authenticate import AuthenticationStage, credentials_from_scope
@@ -53,6 +54,8 @@ class DecisionStages:
         self.authentication = authentication
         self.authorization = authorization
         self.signer = signer
+        #: The one cross-site check of /api and /auth (gateway.auth.origin), for cookie requests.
+        self.cross_site = CrossSiteCheck.of(authentication.authenticators)
 
     async def admit(self, scope: Scope, request: CanonicalRequest) -> Admission:
         """Decide `request`; record route, principal and decision in `scope` for the logs."""
@@ -67,7 +70,12 @@ class DecisionStages:
         response_headers = [(b"x-request-id", request.request_id.encode())]
         if route.public:
             return Admission(route.upstream, [], response_headers)
-        principal = await self.authentication.authenticate(credentials_from_scope(scope, request))
+        credentials = credentials_from_scope(scope, request)
+        if self.cross_site is not None:
+            self.cross_site.check_request(
+                request.method, scope["headers"], credentials.authorization, credentials.cookies
+            )
+        principal = await self.authentication.authenticate(credentials)
         if principal is None:
             raise AuthenticationFailed("login_required", "this portal action needs a login")
         scope[PRINCIPAL_KEY] = principal

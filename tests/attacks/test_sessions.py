@@ -153,3 +153,28 @@ async def test_cookie_and_bearer_of_two_accounts_never_mix(portal: Portal) -> No
         await c.post("/auth/logout", headers=both, json={})
         assert (await c.get(f"/api/lines/{ANNA_LINE}/usage", headers=anna)).status_code == 401
         assert (await c.get("/api/lines/436641000010/usage", headers=markus)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "others",
+    [
+        'x={"a":1}',  # a consent banner's JSON cookie: SimpleCookie dropped the whole header on it
+        "theme=dark mode",
+        "bare-word",
+        "q=\"unterminated",
+        "a=1,b=2",
+    ],
+)
+async def test_an_odd_cookie_beside_the_session_is_the_same_person_on_api_and_auth(
+    portal: Portal, others: str
+) -> None:
+    async with portal.client() as c:
+        h = await login_anna(c)
+    token = h["Authorization"].removeprefix("Bearer pgs_")
+    cookie = {"Cookie": f"{others}; {COOKIE}={token}; other=1"}
+    async with portal.client() as c:
+        api = await c.get(f"/api/lines/{ANNA_LINE}/usage", headers=cookie)
+        me = await c.get("/auth/me", headers=cookie)
+    assert api.status_code == 200, api.text
+    assert me.status_code == 200, me.text
+    assert api.json()["asked_by"] is not None and me.json()["login"] == "anna.huber@example.at"

@@ -30,6 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from gateway.auth.base import Credentials
+from gateway.auth.body import read_bounded
 from gateway.auth.cookies import of_request
 from gateway.auth.crypto import SecretBox, SecretBoxError
 from gateway.auth.oidc.backchannel import BackchannelLogout
@@ -39,6 +40,7 @@ from gateway.auth.oidc.flow import CompletedLogin, LoginFlow
 from gateway.auth.oidc.lifetime import OidcSessionRecord, SessionRecords
 from gateway.auth.oidc.ports import ExistingLink, LinkRequest, OidcAccounts, OidcSessions
 from gateway.auth.oidc.state import random_token
+from gateway.auth.origin import CrossSiteCheck, uses_bearer
 from gateway.errors import BadRequest, Forbidden, GatewayError
 from gateway.store.base import Store
 
@@ -346,8 +348,8 @@ number already has an account, log in to it and link from the account page.</p>
         return _no_store(response)
 
     async def _read_link_form(self, request: Request) -> tuple[dict[str, Any], bool]:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        body = await read_bounded(request, MAX_FORM_BYTES)
+        if body is None:
             raise BadRequest("bad_request", "body too large")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
@@ -364,21 +366,12 @@ number already has an account, log in to it and link from the account page.</p>
         raise BadRequest("unsupported_media_type")
 
     def _same_site_only(self, request: Request) -> None:
-        """Refuse a state-changing request a browser marks as coming from another site.
-
-        Sec-Fetch-Site decides when the browser sends it; otherwise the Origin.
-        ``Origin: null`` is what a page with ``Referrer-Policy: no-referrer``
-        (ours) sends for its own form posts, so it is not taken as foreign; the
-        SameSite=Lax cookies are the second line.
-        """
-        site = request.headers.get("sec-fetch-site")
-        if site is not None:
-            if site not in ("same-origin", "none"):
-                raise Forbidden("cross_site_request")
-            return
-        origin = request.headers.get("origin")
-        if origin not in (None, "null") and origin.rstrip("/") != self._public_url:
-            raise Forbidden("cross_site_request")
+        """The gateway's one cross-site check (`gateway.auth.origin`); the link and session
+        cookies are these endpoints' credentials, a Bearer request is exempt."""
+        if not uses_bearer(request.headers.get("authorization")):
+            CrossSiteCheck(self._public_url, ()).check(
+                request.method, request.scope["headers"], cookie_credential=True
+            )
 
     async def link_submit(self, request: Request) -> Response:
         self._same_site_only(request)
@@ -503,8 +496,8 @@ number already has an account, log in to it and link from the account page.</p>
 
     async def backchannel_logout(self, request: Request) -> Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await request.body()
-        if ctype != "application/x-www-form-urlencoded" or len(body) > MAX_FORM_BYTES:
+        body = await read_bounded(request, MAX_FORM_BYTES) if ctype == "application/x-www-form-urlencoded" else None
+        if body is None:
             return _no_store(JSONResponse({"error": "invalid_request"}, status_code=400))
         form = await request.form()
         token = form.get("logout_token")
