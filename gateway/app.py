@@ -225,14 +225,12 @@ def build_app(
         assertion_ttl_seconds=settings.signing.assertion_ttl_seconds,
         clock=clock,
     )
-    signer = AssertionSigner(
-        keys, issuer=settings.signing.issuer, ttl_seconds=settings.signing.assertion_ttl_seconds, clock=clock
-    )
+    signer = AssertionSigner.from_settings(keys, settings.signing, clock=clock)
     pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes)
     stages = DecisionStages(
         routes=routes,
         authentication=AuthenticationStage(components.authenticators),
-        authorization=AuthorizationStage(components.authorizer or _DenyAll()),
+        authorization=AuthorizationStage(components.authorizer or _DenyAll(), metrics),
         signer=signer,
     )
     pipeline = ProxyPipeline(stages=stages, upstreams=pool, metrics=metrics)
@@ -261,7 +259,8 @@ def build_app(
         render = snapshots.merged
         ops_hooks[0].append(snapshots.start)
         ops_hooks[1].append(snapshots.stop)
-    ops = build_ops_app(registry, components.ready_checks, metrics, render=render)
+    policy_status: Callable[[], tuple[bool, str]] | None = getattr(components.authorizer, "ready", None)
+    ops = build_ops_app(registry, components.ready_checks, metrics, render=render, policy_status=policy_status)
     if serve_ops and settings.server.ops_port:
         listener = OpsListener(
             ops, host=settings.server.ops_host, port=settings.server.ops_port,

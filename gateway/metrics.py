@@ -22,6 +22,7 @@ class GatewayMetrics:
         # every increment, which showed up in the data plane's profile.
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[str, list[float]] = {}  # route → [count per bucket..., sum]
+        self._decisions: dict[tuple[str, str, str], int] = {}  # (role, action, outcome) → count
         registry.register(_RequestCollector(self))
         self.upstream_errors = Counter(
             "portal_gateway_upstream_errors",
@@ -53,6 +54,11 @@ class GatewayMetrics:
             registry=registry,
         )
 
+    def count_decision(self, role: str, action: str, outcome: str) -> None:
+        """One policy decision on the data plane or forward-auth (bounded: roles × actions × outcomes)."""
+        key = (role, action, outcome)
+        self._decisions[key] = self._decisions.get(key, 0) + 1
+
     def observe(self, route: str, action: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency (no lock: one event loop per process)."""
         key = (route, action, status)
@@ -77,6 +83,14 @@ class _RequestCollector(Collector):
         for (route, action, status), count in list(self.metrics._requests.items()):
             requests.add_metric([route, action, str(status)], count)
         yield requests
+        decisions = CounterMetricFamily(
+            "portal_gateway_decisions",
+            "Policy decisions asked by requests, by the actor's role, the portal action and the outcome.",
+            labels=["role", "action", "outcome"],
+        )
+        for (role, action, outcome), count in list(self.metrics._decisions.items()):
+            decisions.add_metric([role, action, outcome], count)
+        yield decisions
         latency = HistogramMetricFamily(
             "portal_gateway_request_duration_seconds",
             "Time from the first byte in to the last byte out, by route.",

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from gateway.components import ReadyCheck
+from gateway.decision_page import decision_routes
 from gateway.metrics import GatewayMetrics
 
 __all__ = ["OpsListener", "build_ops_app", "health_route"]
@@ -50,6 +51,7 @@ def build_ops_app(
     metrics: GatewayMetrics,
     extra_routes: Sequence[BaseRoute] = (),
     render: Callable[[], bytes] | None = None,
+    policy_status: Callable[[], tuple[bool, str]] | None = None,
 ) -> ASGIApp:
     """Health, readiness with details, and Prometheus metrics.
 
@@ -87,6 +89,7 @@ def build_ops_app(
             health_route(),
             Route("/_gateway/ready", ready, methods=["GET"]),
             Route("/_gateway/metrics", metrics_endpoint, methods=["GET"]),
+            *decision_routes(exposition, policy_status),
             *extra_routes,
         ]
     )

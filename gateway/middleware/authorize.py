@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable, StepUpRequired
+from gateway.metrics import GatewayMetrics
 from gateway.principal import Principal
 
 __all__ = ["AuthorizationStage", "AuthorizerLike"]
@@ -31,8 +32,9 @@ class AuthorizerLike(Protocol):
 class AuthorizationStage:
     id = "authorize"
 
-    def __init__(self, authorizer: AuthorizerLike) -> None:
+    def __init__(self, authorizer: AuthorizerLike, metrics: GatewayMetrics | None = None) -> None:
         self.authorizer = authorizer
+        self.metrics = metrics
 
     async def decide(
         self,
@@ -43,11 +45,16 @@ class AuthorizationStage:
         request_id: str,
     ) -> Any:
         try:
-            return await self.authorizer.authorize(
+            decision = await self.authorizer.authorize(
                 principal, action, resource_type, resource_id, request_id=request_id
             )
         except Exception as exc:  # the policy layer already fails closed; this is the last net
+            if self.metrics is not None:
+                self.metrics.count_decision(principal.role or "-", action, "unavailable")
             raise ServiceUnavailable("policy_unavailable", "the policy could not decide") from exc
+        if self.metrics is not None:
+            self.metrics.count_decision(principal.role or "-", action, str(decision.outcome))
+        return decision
 
     @staticmethod
     def enforce(decision: Any) -> None:
