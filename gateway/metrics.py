@@ -55,7 +55,7 @@ class GatewayMetrics:
         )
 
     def count_decision(self, role: str, action: str, outcome: str) -> None:
-        """One policy decision on the data plane or forward-auth (bounded: roles × actions × outcomes)."""
+        """One policy decision on the data plane or forward-auth (bounded: roles by actions by outcomes)."""
         key = (role, action, outcome)
         self._decisions[key] = self._decisions.get(key, 0) + 1
 
