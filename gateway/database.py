@@ -15,11 +15,16 @@ Migrations run programmatically (`Database.migrate`, no alembic.ini): Alembic ge
 connection through ``config.attributes["connection"]`` (see ``gateway/migrations/env.py``)
 and upgrades to ``heads``, so the auth revisions may form their own branch.
 
+Two engines on one URL: `Database.engine` for writes and migrations (transactions, ping on
+checkout) and `Database.reader` for the directory's single-statement lookups (autocommit,
+no ping, no reset: one round trip a read).
+
 Adding tables (auth developer): define them on `Base` in ``gateway/auth/accounts.py`` and add a
 revision file in ``gateway/migrations/versions/`` with
-``down_revision = DIRECTORY_HEAD`` (the string ``"0001_directory"``); the revision
-id is free text, e.g. ``"0101_accounts"``. `migrate()` imports ``gateway.auth.accounts``
-when it exists so that autogenerate sees the tables.
+``down_revision = DIRECTORY_HEAD`` (the string ``"0001_directory"``, the branch point; the
+directory's own later revisions, such as ``0002_directory_revision``, form their own branch and
+`migrate()` upgrades to every head); the revision id is free text, e.g. ``"0101_accounts"``.
+`migrate()` imports ``gateway.auth.accounts`` when it exists so that autogenerate sees the tables.
 """
 
 from __future__ import annotations

@@ -93,7 +93,10 @@ class SqlRevisionSource:
         import asyncpg  # type: ignore[import-untyped]
 
         await self.close()
-        url = self.database.url.set(drivername="postgresql")
+        # The URL's SQLAlchemy-only options would reach asyncpg as server settings.
+        url = self.database.url.set(drivername="postgresql").difference_update_query(
+            ["prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"]
+        )
         kwargs: dict[str, object] = {}
         if self.database.schema:
             kwargs["server_settings"] = {"search_path": self.database.schema}
