@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from .gateway_app import TestGateway, browser_login, build_gateway, forms_of, location
-from .helpers import ANNA
+from .helpers import ANNA, browser_client
 from .idp import Idp
 
 
@@ -23,7 +23,7 @@ async def gw(web_idp: Idp, gateway_url: str) -> AsyncIterator[TestGateway]:
 
 
 def new_browser() -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=False, timeout=15)
+    return browser_client()
 
 
 @pytest.fixture
@@ -241,7 +241,9 @@ async def test_cross_site_link_post_is_refused(
     assert location(r) == "/auth/oidc/link"
     proof = {"identifier": "1000001", "proof_type": "kundenkennwort", "proof": "Huber-Kennwort-1"}
     r = await browser.post(
-        f"{gw.url}/auth/oidc/link", data=proof, headers={"sec-fetch-site": "cross-site"}
+        f"{gw.url}/auth/oidc/link",
+        data=proof,
+        headers={"sec-fetch-site": "cross-site", "origin": "null"},  # a sandboxed foreign page
     )
     assert r.status_code == 403
     r = await browser.post(

@@ -13,7 +13,7 @@ import pytest
 from gateway.auth.oidc.backchannel import LOGOUT_EVENT
 
 from .gateway_app import TestGateway, browser_login, build_gateway, forms_of
-from .helpers import ANNA
+from .helpers import ANNA, browser_client
 from .idp import Idp
 
 
@@ -28,7 +28,7 @@ async def gw(web_idp: Idp, gateway_url: str) -> AsyncIterator[TestGateway]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False, timeout=15) as client:
+    async with browser_client() as client:
         yield client
 
 
@@ -68,7 +68,7 @@ async def test_back_channel_logout_ends_a_live_session(
 ) -> None:
     await logged_in(browser, gw)
     # A second, independent login of the same person in another browser.
-    async with httpx.AsyncClient(follow_redirects=False, timeout=15) as other:
+    async with browser_client() as other:
         await logged_in(other, gw)
         # The person signs out at the provider in the first browser: the provider
         # sends its logout token to /auth/oidc/backchannel-logout (with that sid).
