@@ -1,4 +1,4 @@
-"""``portal-gateway policy check | test | explain``: the security team's tools.
+"""``portal-gateway policy check | test | explain | diff``: the security team's tools.
 
 Exit codes: 0 fine; 1 the policy failed its checks or a decision table failed;
 2 malformed input (missing file, bad YAML, unknown actor or action): always a
@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from gateway.directory.world import World
-from gateway.policy.engine import PolicyEngine, PolicyLoadError, load_engine, read_route_actions
+from gateway.policy.engine import PolicyEngine, PolicyLoadError, build_engine, load_engine, read_route_actions
 from gateway.policy.model import ServiceClient
 from gateway.policy.reasons import message
 from gateway.policy.resolver import Resolver
@@ -60,7 +60,7 @@ class UsageError(Exception):
 def register(subparsers: Any) -> None:
     """Add ``policy check|test|explain`` to the ``portal-gateway`` argparse subcommands."""
     policy = subparsers.add_parser("policy", help="check, test and explain the Polar policy")
-    sub = policy.add_subparsers(dest="policy_command", metavar="{check,test,explain}")
+    sub = policy.add_subparsers(dest="policy_command", metavar="{check,test,explain,diff}")
     sub.required = True
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -100,6 +100,23 @@ def register(subparsers: Any) -> None:
     explain.add_argument("--world", help="a directory world file (YAML/JSON); default: the demo world")
     explain.add_argument("--lang", default="en", choices=("de", "en"))
     explain.set_defaults(policy_func=_cmd_explain)
+
+    diff = sub.add_parser(
+        "diff",
+        help="what changes from OLD to NEW over tables, demo world and generated worlds; exit 1 on a broken invariant",
+    )
+    diff.add_argument("old", help="policy file, REV:PATH (HEAD~1:policies/portal.polar) or a git revision (main)")
+    diff.add_argument("new", help="the same forms; a bare revision means --policy at that revision")
+    diff.add_argument("--policy", default=_DEFAULTS.path, help="policy path for bare revisions (default: %(default)s)")
+    diff.add_argument("--routes", default="config/routes.toml", help="route table (default: %(default)s)")
+    diff.add_argument("--tests", default=_DEFAULTS.tests, help="decision tables ('' to skip; default: %(default)s)")
+    diff.add_argument("--worlds", type=int, default=20, help="generated worlds (default: %(default)s)")
+    diff.add_argument("--seed", type=int, default=0, help="seed of the generated worlds (default: %(default)s)")
+    diff.add_argument("--no-demo", action="store_true", help="skip the demo world")
+    diff.add_argument("--explain", action="store_true", help="the deciding rules of both sides per change")
+    diff.add_argument("--format", choices=("text", "markdown"), default="text")
+    diff.add_argument("--fail-on-change", action="store_true", help="exit 1 also when any cell changes")
+    diff.set_defaults(policy_func=_cmd_diff)
     policy.set_defaults(func=run_policy_command)
 
 
@@ -188,6 +205,57 @@ def _cmd_test(args: argparse.Namespace, out: TextIO) -> int:
     summary = f"{total_fail} failed, {total_pass} passed" if total_fail else f"{total_pass} passed"
     print(f"{'=' * 30} {summary} in {seconds:.2f}s {'=' * 30}", file=out)
     return 1 if total_fail else 0
+
+
+def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    from gateway.policy.diff import PolicySourceError, diff_policies, read_policy_source, render
+
+    if args.worlds < 0:
+        raise UsageError(f"--worlds must not be negative, got {args.worlds}")
+    routes: list[tuple[str, str]] = []
+    if args.routes:
+        try:
+            routes = read_route_actions(args.routes)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{args.routes}: cannot read route table: {exc}") from None
+    engines: list[PolicyEngine] = []
+    labels: list[str] = []
+    for spec in (args.old, args.new):
+        try:
+            source, label = read_policy_source(spec, args.policy)
+        except PolicySourceError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            engines.append(
+                build_engine(source, label, route_actions=routes, business_station_url=_DEFAULTS.business_station_url)
+            )
+        except PolicyLoadError as exc:
+            for problem in exc.problems:
+                print(problem, file=out)
+            print(f"FAILED: {len(exc.problems)} problem(s) in {label}", file=out)
+            return 1
+        labels.append(label)
+    tables = args.tests or None
+    if tables is not None and not Path(tables).exists():
+        raise UsageError(f"{tables}: no such test file or directory")
+    report = diff_policies(
+        engines[0],
+        engines[1],
+        old_label=labels[0],
+        new_label=labels[1],
+        tables=tables,
+        route_actions=routes,
+        demo=None if args.no_demo else demo_world(),
+        demo_actors=DEMO_ACTORS,
+        worlds=args.worlds,
+        seed=args.seed,
+        explain=args.explain,
+        business_station_url=_DEFAULTS.business_station_url,
+    )
+    out.write(render(report, args.format, explain=args.explain))
+    if report.breaches:
+        return 1
+    return 1 if args.fail_on_change and report.changes else 0
 
 
 def _actor_spec(text: str) -> dict[str, Any]:

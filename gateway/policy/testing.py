@@ -62,13 +62,16 @@ from gateway.principal import Principal
 __all__ = [
     "DEMO_WORLD",
     "CaseResult",
+    "TableCase",
     "TableError",
+    "TablePlan",
     "TestReport",
     "demo_world",
     "demo_world_path",
     "memory_directory",
     "parse_actor",
     "parse_resource_ref",
+    "plan_tables",
     "run_policy_tests",
     "run_sync",
     "table_hashers",
@@ -449,7 +452,38 @@ class _DemoWorld:
         return self._data
 
 
-def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[str], demo: _DemoWorld) -> None:
+@dataclass(frozen=True, slots=True)
+class TableCase:
+    """One (actor, resource, action) cell of a decision table and what it expects."""
+
+    nodeid: str
+    principal: Principal
+    resource_type: str
+    resource_id: str | None
+    action: str
+    expect: Expectation
+
+
+@dataclass(frozen=True, slots=True)
+class TablePlan:
+    """A parsed decision table: its world (as a directory) and its cases."""
+
+    file: Path
+    world: World
+    directory: MemoryDirectory
+    cases: list[TableCase]
+    data: Mapping[str, Any]
+
+
+def plan_tables(path: str | Path, permissions: Mapping[str, str]) -> list[TablePlan]:
+    """Every decision table under `path`, parsed (raises TableError on a malformed one).
+
+    `policy diff` evaluates two policies over these cells; the runner below checks them."""
+    demo = _DemoWorld()
+    return [_plan_file(permissions, file, demo) for file in table_files(Path(path))]
+
+
+def _plan_file(permissions: Mapping[str, str], file: Path, demo: _DemoWorld) -> TablePlan:
     data = _load_yaml(file)
     base = data.get("base", "demo")
     if base not in ("demo", "empty"):
@@ -462,7 +496,6 @@ def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[s
     else:
         world = table_world(inline, str(file), demo.data() if base == "demo" else None)
     directory = memory_directory(world)
-    resolver = Resolver(directory, lambda: TABLE_NOW)
     actors_spec = data.get("actors") or {}
     if not isinstance(actors_spec, Mapping):
         raise TableError(f"{file}: actors must be a mapping name → binding")
@@ -471,7 +504,7 @@ def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[s
     if not isinstance(cases, list):
         raise TableError(f"{file}: cases must be a list")
     # Parse everything first: a malformed table is an error, not a partial run.
-    planned: list[tuple[str, Principal, str, str | None, str, Expectation]] = []
+    planned: list[TableCase] = []
     for i, case in enumerate(cases):
         where = f"{file}: cases[{i}]"
         if not isinstance(case, Mapping):
@@ -489,13 +522,22 @@ def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[s
         if not isinstance(expect, Mapping) or not expect:
             raise TableError(f"{where}.expect: must map actions to outcomes")
         for action, value in expect.items():
-            if action not in engine.permissions:
+            if action not in permissions:
                 raise TableError(f"{where}.expect.{action}: unknown action (not a declared permission)")
             exp = _parse_expectation(value, f"{where}.expect.{action}")
             for n in names_list:
                 nodeid = f"{file}::{n}::{case.get('resource')}::{action}"
-                planned.append((nodeid, actors[str(n)], rtype, rid, str(action), exp))
-    for nodeid, principal, rtype, rid, action, exp in planned:
+                planned.append(TableCase(nodeid, actors[str(n)], rtype, rid, str(action), exp))
+    return TablePlan(file, world, directory, planned, data)
+
+
+def _run_file(engine: PolicyEngine, file: Path, report: TestReport, only: list[str], demo: _DemoWorld) -> None:
+    plan = _plan_file(engine.permissions, file, demo)
+    directory, data = plan.directory, plan.data
+    resolver = Resolver(directory, lambda: TABLE_NOW)
+    for case in plan.cases:
+        nodeid, principal, rtype, rid = case.nodeid, case.principal, case.resource_type, case.resource_id
+        action, exp = case.action, case.expect
         if only and not any(sel in nodeid for sel in only):
             continue
         actor = run_sync(resolver.actor(principal))
