@@ -49,6 +49,7 @@ from gateway.middleware.pipeline import DecisionStages, ProxyPipeline
 from gateway.ops import OpsListener, build_ops_app, health_route
 from gateway.routes import RouteTable, load_routes
 from gateway.settings import Settings, load_settings
+from gateway.tracing import Tracing, TracingSettings
 from gateway.upstream import UpstreamPool
 
 __all__ = ["GatewayApp", "build_app", "create_app"]
@@ -227,13 +228,17 @@ def build_app(
     )
     signer = AssertionSigner.from_settings(keys, settings.signing, clock=clock)
     pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes)
+    tracing = Tracing(settings.section(TracingSettings, "tracing"))
     stages = DecisionStages(
         routes=routes,
         authentication=AuthenticationStage(components.authenticators),
         authorization=AuthorizationStage(components.authorizer or _DenyAll(), metrics),
         signer=signer,
+        tracing=tracing,
     )
-    pipeline = ProxyPipeline(stages=stages, upstreams=pool, metrics=metrics)
+    pipeline = ProxyPipeline(
+        stages=stages, upstreams=pool, metrics=metrics, trusted_peers=TrustedProxies(settings.server.trusted_proxies)
+    )
 
     async def upstreams_ready() -> tuple[str, bool, str]:
         return "upstreams", True, f"{len(settings.upstreams)} configured"
@@ -272,7 +277,7 @@ def build_app(
         control=control,
         pipeline=pipeline,
         startup=[start_keys, pool.start, *components.on_startup, *ops_hooks[0]],
-        shutdown=[*ops_hooks[1], *components.on_shutdown, pool.close],
+        shutdown=[*ops_hooks[1], *components.on_shutdown, pool.close, tracing.shutdown],
         reload=components.on_reload,
     )
     stream = access_log_stream

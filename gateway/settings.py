@@ -202,7 +202,7 @@ class Settings:
 
 _KNOWN = {f.name for f in dataclasses.fields(Settings)} - {"extra", "source", "base_dir"}
 #: Top-level tables that components own; anything else is a typo.
-COMPONENT_SECTIONS = frozenset({"auth", "sms", "oidc", "totp", "regulation", "sessions", "web"})
+COMPONENT_SECTIONS = frozenset({"auth", "sms", "oidc", "totp", "regulation", "sessions", "web", "tracing"})
 
 
 def _describe(value: object) -> str:
@@ -449,6 +449,24 @@ def _validate(s: Settings) -> None:
     if s.directory.seed_file and not s.path(s.directory.seed_file).is_file():
         raise SettingsError(f"{src}: directory.seed_file: file not found: {s.directory.seed_file}")
     _validate_connections(s)
+    _validate_tracing(s)
+
+
+def _validate_tracing(s: Settings) -> None:
+    from urllib.parse import urlsplit
+
+    from gateway.tracing import TracingSettings
+
+    t = s.section(TracingSettings, "tracing")
+    src = s.source
+    if not 0.0 <= t.sample_ratio <= 1.0:
+        raise SettingsError(f"{src}: tracing.sample_ratio must be between 0 and 1, got {t.sample_ratio}")
+    if t.export_interval_seconds <= 0 or t.timeout_seconds <= 0:
+        raise SettingsError(f"{src}: tracing.export_interval_seconds and tracing.timeout_seconds must be positive")
+    endpoint = urlsplit(t.endpoint)
+    if t.enabled and (endpoint.scheme not in ("http", "https") or not endpoint.hostname):
+        raise SettingsError(f"{src}: tracing.endpoint must be the collector's http(s) OTLP traces URL, "
+                            f"got {t.endpoint!r}")
 
 
 #: The async SQLAlchemy drivers the gateway runs on (a sync driver would block the event loop).

@@ -22,10 +22,11 @@ from gateway.errors import AuthenticationFailed, MethodNotAllowed, NotFound, Ups
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.authenticate import AuthenticationStage, credentials_from_scope
 from gateway.middleware.authorize import AuthorizationStage
-from gateway.middleware.canonicalize import SCOPE_KEY, CanonicalRequest
+from gateway.middleware.canonicalize import SCOPE_KEY, CanonicalRequest, TrustedProxies
 from gateway.middleware.context import DECISION_KEY, PRINCIPAL_KEY, ROUTE_KEY, STATUS_KEY
 from gateway.middleware.credentials import CredentialFilter
 from gateway.routes import Match, RouteTable
+from gateway.tracing import Tracing, TracingSettings, parse_traceparent
 from gateway.upstream import UpstreamPool
 
 __all__ = ["Admission", "DecisionStages", "ProxyPipeline"]
@@ -49,11 +50,13 @@ class DecisionStages:
         authentication: AuthenticationStage,
         authorization: AuthorizationStage,
         signer: AssertionSigner,
+        tracing: Tracing | None = None,
     ) -> None:
         self.routes = routes
         self.authentication = authentication
         self.authorization = authorization
         self.signer = signer
+        self.tracing = tracing or Tracing(TracingSettings())
         #: The one cross-site check of /api and /auth (gateway.auth.origin), for cookie requests.
         self.cross_site = CrossSiteCheck.of(authentication.authenticators)
 
@@ -75,25 +78,32 @@ class DecisionStages:
             self.cross_site.check_request(
                 request.method, scope["headers"], credentials.authorization, credentials.cookies
             )
-        principal = await self.authentication.authenticate(credentials)
+        with self.tracing.span("authenticate"):
+            principal = await self.authentication.authenticate(credentials)
         if principal is None:
             raise AuthenticationFailed("login_required", "this portal action needs a login")
         scope[PRINCIPAL_KEY] = principal
         assert route.action is not None and route.resource is not None
-        decision = await self.authorization.decide(
-            principal, route.action, route.resource, matched.resource_id, request.request_id
-        )
+        with self.tracing.span("authorize"):
+            decision = await self.authorization.decide(
+                principal, route.action, route.resource, matched.resource_id, request.request_id
+            )
+            if self.tracing.enabled:
+                self.tracing.annotate(**{"portal.action": route.action, "portal.outcome": str(decision.outcome),
+                                         "portal.reason": str(decision.reason),
+                                         "portal.decision_id": str(decision.decision_id)})
         scope[DECISION_KEY] = decision
         self.authorization.enforce(decision)
         parts = getattr(decision, "visible_parts", None)
-        assertion = self.signer.sign(
-            principal,
-            audience=route.upstream,
-            method=request.method,
-            path=request.path,
-            request_id=request.request_id,
-            parts=parts,
-        )
+        with self.tracing.span("sign"):
+            assertion = self.signer.sign(
+                principal,
+                audience=route.upstream,
+                method=request.method,
+                path=request.path,
+                request_id=request.request_id,
+                parts=parts,
+            )
         response_headers.append((b"x-decision-id", str(decision.decision_id).encode()))
         return Admission(route.upstream, identity_headers(principal, assertion, parts), response_headers)
 
@@ -101,22 +111,53 @@ class DecisionStages:
 class ProxyPipeline:
     """The gateway's own sink: decide, then stream the request to the upstream."""
 
-    def __init__(self, *, stages: DecisionStages, upstreams: UpstreamPool, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        *,
+        stages: DecisionStages,
+        upstreams: UpstreamPool,
+        metrics: GatewayMetrics,
+        trusted_peers: TrustedProxies | None = None,
+    ) -> None:
         self.stages = stages
         self.upstreams = upstreams
         self.metrics = metrics
+        #: Peers whose `traceparent` is continued (the same trust as X-Forwarded-For).
+        self.trusted_peers = trusted_peers or TrustedProxies(())
         self.credentials = CredentialFilter.of(stages.authentication.authenticators)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request: CanonicalRequest = scope[SCOPE_KEY]
+        tracing = self.stages.tracing
+        if not tracing.enabled:
+            await self._serve(scope, receive, send, request)
+            return
+        parent = None
+        if self.trusted_peers.trusts(scope["client"][0] if scope.get("client") else ""):
+            raw = next((v for k, v in scope["headers"] if k == b"traceparent"), None)
+            parent = parse_traceparent(raw) if raw is not None else None
+        attributes = {"http.request.method": request.method, "url.path": request.path,
+                      "portal.request_id": request.request_id}
+        with tracing.request("gateway.request", parent, attributes):
+            await self._serve(scope, receive, send, request)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request: CanonicalRequest) -> None:
         admission = await self.stages.admit(scope, request)
-        try:
-            scope[STATUS_KEY] = await self.upstreams.forward(
-                admission.upstream, request, self.credentials.headers_for(scope["headers"], scope[ROUTE_KEY]),
-                admission.identity, receive, send,
-                admission.response_headers,
-            )
-        except UpstreamError as exc:
-            kind = "timeout" if exc.status_code == 504 else exc.reason
-            self.metrics.upstream_errors.labels(admission.upstream, kind).inc()
-            raise
+        headers = self.credentials.headers_for(scope["headers"], scope[ROUTE_KEY])
+        identity = admission.identity
+        tracing = self.stages.tracing
+        with tracing.span("forward"):
+            if tracing.enabled:
+                # The backend continues our trace, never one a client chose.
+                headers = [h for h in headers if h[0] not in (b"traceparent", b"tracestate")]
+                parent = tracing.traceparent()
+                if parent is not None:
+                    identity = [*identity, (b"traceparent", parent)]
+            try:
+                scope[STATUS_KEY] = await self.upstreams.forward(
+                    admission.upstream, request, headers, identity, receive, send, admission.response_headers,
+                )
+            except UpstreamError as exc:
+                kind = "timeout" if exc.status_code == 504 else exc.reason
+                self.metrics.upstream_errors.labels(admission.upstream, kind).inc()
+                raise
