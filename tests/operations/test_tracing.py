@@ -47,7 +47,8 @@ class Receiver:
         for resource_spans in request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 self.spans.extend(scope_spans.spans)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/x-protobuf")]})
+        headers = [(b"content-type", b"application/x-protobuf")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -85,7 +86,8 @@ async def _spans_of(receiver: Receiver, trace_id: bytes, names: set[str]) -> dic
         if names <= set(found):
             return found
         await asyncio.sleep(0.1)
-    raise AssertionError(f"spans {names} of trace {trace_id.hex()} not exported; got {[s.name for s in receiver.spans]}")
+    got = [s.name for s in receiver.spans]
+    raise AssertionError(f"spans {names} of trace {trace_id.hex()} not exported; got {got}")
 
 
 async def test_stages_are_spans_and_the_backend_continues_the_trace(tmp_path: Path) -> None:
