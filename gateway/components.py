@@ -108,6 +108,8 @@ def build_components(
     watcher: dict[str, asyncio.Task[None]] = {}
 
     async def start_policy_watch() -> None:
+        if authorizer.shadow is not None:
+            authorizer.shadow.start()
         if settings.policy.watch:
             watcher["task"] = asyncio.create_task(authorizer.watch())
 
@@ -117,6 +119,8 @@ def build_components(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if authorizer.shadow is not None:
+            await authorizer.shadow.stop()
         authorizer.close()
 
     async def reload_policy() -> None:
@@ -127,6 +131,12 @@ def build_components(
         # or one bad push would take every replica out of the load balancer.
         ok, message = authorizer.ready()
         return "policy", True if ok else "degraded", message
+
+    async def shadow_ready() -> tuple[str, bool | Literal["degraded"], str]:
+        # A broken candidate policy is ignored (never evaluated, never answering): degraded at most.
+        assert authorizer.shadow is not None
+        ok, message = authorizer.shadow.ready()
+        return "policy_shadow", True if ok else "degraded", message
 
     async def directory_ready() -> tuple[str, bool, str]:
         try:
@@ -166,6 +176,7 @@ def build_components(
         control_routes=[*(oidc.routes if oidc else []), *auth.routes],
         ready_checks=[
             policy_ready,
+            *([shadow_ready] if authorizer.shadow is not None else []),
             directory_ready,
             *([directory_cache_ready] if directory_cache is not None else []),
             database_ready,

@@ -114,6 +114,15 @@ class PolicySettings:
     cache_size: int = 100_000
     #: Where VPN and fleet administration live (the pointer in VPN denials).
     business_station_url: str = "https://business-station.example.at/"
+    #: A candidate policy evaluated beside the active one on live requests, never answering
+    #: ("" = none; docs/policies.md, shadow policy). Promote by pointing `path` at it.
+    shadow: str = ""
+    #: Share of decisions also given to the shadow policy (0..1).
+    shadow_sample_rate: float = 1.0
+    #: CPU bound: shadow evaluations per second at most (more are dropped and counted).
+    shadow_max_per_second: float = 200.0
+    #: Decisions waiting for the shadow policy at most (more are dropped and counted).
+    shadow_queue_size: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +406,16 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"{src}: server.max_body_bytes must not be negative")
     if s.signing.session_cache_size < 1:
         raise SettingsError(f"{src}: signing.session_cache_size must be at least 1, got {s.signing.session_cache_size}")
+    if not 0.0 <= s.policy.shadow_sample_rate <= 1.0:
+        raise SettingsError(
+            f"{src}: policy.shadow_sample_rate must be between 0 and 1, got {s.policy.shadow_sample_rate}"
+        )
+    if s.policy.shadow_max_per_second <= 0:
+        raise SettingsError(
+            f"{src}: policy.shadow_max_per_second must be positive, got {s.policy.shadow_max_per_second}"
+        )
+    if s.policy.shadow_queue_size < 1:
+        raise SettingsError(f"{src}: policy.shadow_queue_size must be at least 1, got {s.policy.shadow_queue_size}")
     if s.policy.cache_size < 0:
         raise SettingsError(
             f"{src}: policy.cache_size must not be negative (0 = no decision cache), got {s.policy.cache_size}"
@@ -497,9 +516,17 @@ def _validate_connections(s: Settings) -> None:
         )
     if s.store.backend == "redis":
         store = urlsplit(s.store.url)
-        if store.scheme not in ("redis", "rediss", "unix") or (store.scheme != "unix" and not store.hostname):
+        if store.scheme == "redis+sentinel":
+            from gateway.store.redis_url import RedisUrlError, parse_sentinel_url
+
+            try:
+                parse_sentinel_url(s.store.url)
+            except RedisUrlError as exc:
+                raise SettingsError(f"{src}: store.url (redis+sentinel://host:port,…/service/db): {exc}") from None
+        elif store.scheme not in ("redis", "rediss", "unix") or (store.scheme != "unix" and not store.hostname):
             raise SettingsError(
-                f"{src}: store.url must be a redis://host:port/db, rediss://… or unix:///path URL, "
+                f"{src}: store.url must be a redis://host:port/db, rediss://…, unix:///path or "
+                "redis+sentinel://host:port,…/service/db URL, "
                 f"got {urlsplit(s.store.url)._replace(netloc=store.hostname or '').geturl()!r}"
             )
     sink = s.policy.decision_log

@@ -30,8 +30,10 @@ from gateway.policy.engine import (
     read_route_actions,
 )
 from gateway.policy.metrics import PolicyMetrics
+from gateway.policy.model import Caller, Resource
 from gateway.policy.registration import RegistrationTarget, RegistrationVerdict
 from gateway.policy.resolver import Resolver, UnknownResourceType
+from gateway.policy.shadow import ShadowCell, ShadowPolicy
 from gateway.principal import Principal
 from gateway.settings import PolicySettings, Settings
 
@@ -74,6 +76,17 @@ class Authorizer:
         self.metrics.last_reload_ok.set(1)
         self.metrics.revision.info({"revision": self._engine.revision})
         self.metrics.cache_entries.set_function(lambda: float(self._engine.cache_len()))
+        #: The candidate policy evaluated beside this one (never answering), if configured.
+        self.shadow: ShadowPolicy | None = None
+        if self.settings.shadow:
+            self.shadow = ShadowPolicy(
+                path=_under(base, self.settings.shadow),
+                tests_path=self.tests_path,
+                route_actions=self.route_actions,
+                settings=self.settings,
+                decision_log=self.decision_log,
+                registry=registry if registry is not None else CollectorRegistry(),
+            )
 
     @classmethod
     def from_settings(
@@ -138,7 +151,15 @@ class Authorizer:
         return self._ready
 
     async def reload(self) -> bool:
-        """Build, check and test the policy on disk; swap only if everything passed."""
+        """Build, check and test the policy on disk; swap only if everything passed.
+
+        The shadow policy (if any) is reloaded too; its result never changes the answer."""
+        ok = await self._reload_active()
+        if self.shadow is not None:
+            await self.shadow.reload()
+        return ok
+
+    async def _reload_active(self) -> bool:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -190,6 +211,8 @@ class Authorizer:
                 stamps.append(p.stat().st_mtime_ns)
             except OSError:
                 stamps.append(-1)
+        if self.shadow is not None:
+            stamps.append(self.shadow.fingerprint())
         return tuple(stamps)
 
     # ----------------------------------------------------------------- decisions
@@ -204,7 +227,7 @@ class Authorizer:
     ) -> Decision:
         started = time.perf_counter_ns()
         engine = self._engine  # read once: a concurrent swap never splits this decision
-        verdict = await self._verdict(engine, principal, action, resource_type, resource_id)
+        verdict, facts = await self._verdict(engine, principal, action, resource_type, resource_id)
         decision = Decision(
             outcome=verdict.outcome,
             reason=verdict.reason,
@@ -229,6 +252,22 @@ class Authorizer:
                 policy_revision=decision.policy_revision,
                 latency_us=round(elapsed_ns / 1000, 1),
             )
+        if facts is not None and self.shadow is not None:
+            self.shadow.offer(
+                ShadowCell(
+                    actor=facts[0],
+                    action=action,
+                    resource=facts[1],
+                    active=verdict,
+                    active_revision=engine.revision,
+                    decision_id=decision.decision_id,
+                    request_id=request_id,
+                    subject=principal.subject,
+                    access_level=principal.access_level,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                )
+            )
         return decision
 
     async def _verdict(
@@ -238,23 +277,24 @@ class Authorizer:
         action: str,
         resource_type: str,
         resource_id: str | None,
-    ) -> Verdict:
+    ) -> tuple[Verdict, tuple[Caller, Resource] | None]:
+        """The verdict, and the facts it was decided on (None when decided before the policy)."""
         try:
             actor = await self.resolver.actor(principal)
             resource = await self.resolver.resource(principal, resource_type, resource_id)
         except DirectoryUnavailable:
-            return Verdict("unavailable", "directory_unavailable")
+            return Verdict("unavailable", "directory_unavailable"), None
         except UnknownResourceType:
             log.error("unknown resource type %r for action %r", resource_type, action)
             self.metrics.errors.inc()
-            return Verdict("deny", "policy_error")
+            return Verdict("deny", "policy_error"), None
         except Exception:
             log.exception("resolving facts for the policy failed")
             self.metrics.errors.inc()
-            return Verdict("deny", "policy_error")
+            return Verdict("deny", "policy_error"), None
         if resource is None:
-            return Verdict("not_found", "not_found")
-        return engine.decide(actor, action, resource)
+            return Verdict("not_found", "not_found"), None
+        return engine.decide(actor, action, resource), (actor, resource)
 
     async def explain(
         self, principal: Principal, action: str, resource_type: str, resource_id: str | None

@@ -2,6 +2,9 @@
 
 Fields: decision_id, time, request_id, subject, access_level, action,
 resource_type, resource_id, outcome, reason, policy_revision, latency_us.
+A shadow policy's disagreement (gateway/policy/shadow.py) is a record of its own,
+written after the decision's: the same decision_id, request and active outcome, plus
+shadow_outcome, shadow_reason and shadow_revision (fields only such records carry).
 Only ids: never secrets, names, login names or request bodies. The stdout sink
 keeps the stream it was built with, so redirecting sys.stdout elsewhere (tests,
 oso's load messages) never swallows or mixes records.
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["FIELDS", "DecisionLog"]
+__all__ = ["FIELDS", "SHADOW_FIELDS", "DecisionLog"]
 
 FIELDS = (
     "decision_id",
@@ -33,6 +36,8 @@ FIELDS = (
     "policy_revision",
     "latency_us",
 )
+#: Written only on shadow-disagreement records.
+SHADOW_FIELDS = ("shadow_outcome", "shadow_reason", "shadow_revision")
 
 
 class DecisionLog:
@@ -64,6 +69,9 @@ class DecisionLog:
         if stream is None:
             return
         rec: dict[str, Any] = {k: fields.get(k) for k in FIELDS}
+        for k in SHADOW_FIELDS:
+            if fields.get(k) is not None:
+                rec[k] = fields[k]
         if rec["time"] is None:
             rec["time"] = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         line = json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n"
