@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -53,8 +55,26 @@ def uvicorn(
         cmd.append("--factory")
     if workers > 1:
         cmd += ["--workers", str(workers)]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server's stderr goes to a file, never to a pipe nobody reads while it runs: a
+    # server that logs under load would fill the pipe and block on its next write.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=log)
+    _LOGS[proc.pid] = log
+    return proc
+
+
+_LOGS: dict[int, IO[bytes]] = {}
+
+
+def server_log(proc: subprocess.Popen[bytes], tail: int = 3000) -> str:
+    """The last `tail` characters a server started by `uvicorn` wrote to stderr."""
+    log = _LOGS.get(proc.pid)
+    if log is None:
+        return ""
+    log.flush()
+    log.seek(0)
+    return log.read().decode(errors="replace")[-tail:]
 
 
 def parse_ms(text: str) -> float:
@@ -120,3 +140,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+    log = _LOGS.pop(proc.pid, None)
+    if log is not None:
+        log.close()

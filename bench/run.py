@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from bench import scenarios
-from bench.harness import ROOT, Load, Result, free_port, stop, uvicorn, wait_port, wrk
+from bench.harness import ROOT, Load, Result, free_port, server_log, stop, uvicorn, wait_port, wrk
 
 
 def _nginx(port: int, workdir: Path, upstream_port: int) -> subprocess.Popen[bytes] | None:
@@ -54,7 +54,7 @@ http {{
 }}
 """)
     return subprocess.Popen([nginx, "-c", str(conf), "-p", str(workdir)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.DEVNULL)
 
 
 def _gateway_config(workdir: Path, port: int, upstream_port: int) -> Path:
@@ -160,7 +160,7 @@ def _baselines(args: argparse.Namespace, work: Path, upstream_port: int) -> str:
         try:
             wait_port(gw_port, 60)
         except RuntimeError:
-            err = gateway.stderr.read().decode() if gateway.stderr else ""
+            err = server_log(gateway)
             raise RuntimeError(f"the gateway did not start:\n{err}") from None
         results.append(wrk("gateway, public route", f"http://127.0.0.1:{gw_port}/api/status",
                            args.seconds, args.connections, load))

@@ -22,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -80,8 +81,7 @@ def _start_gateway(cfg: Path, port: int, workers: int = 1) -> subprocess.Popen[b
         harness.wait_port(port, 180)
     except RuntimeError:
         harness.stop(proc)
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise RuntimeError(f"the gateway ({cfg.name}) did not start:\n{err[-3000:]}") from None
+        raise RuntimeError(f"the gateway ({cfg.name}) did not start:\n{harness.server_log(proc)}") from None
     return proc
 
 
@@ -103,6 +103,9 @@ def gateway(dep: Deployment, upstream_port: int, crowd: list[Person], *, binding
             raise RuntimeError(f"{dep.name}: assertions are {seen}-bound, expected {expect}")
         yield Running(proc, url, hot, callers)
     finally:
+        said = harness.server_log(proc, 2000).strip()
+        if said:
+            print(f"  the gateway ({cfg.name}) wrote to stderr (last lines):\n{said}", flush=True)
         harness.stop(proc)
 
 
@@ -336,9 +339,10 @@ def _profiled(pid: int | None, opts: Options) -> Iterator[list[str]]:
         yield summary
         return
     out = Path(f"/tmp/bench-profile-{pid}.txt")
+    errors = tempfile.TemporaryFile()
     proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(opts.seconds + opts.warmup),
                              "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=errors)
     try:
         yield summary
     finally:
@@ -350,8 +354,10 @@ def _profiled(pid: int | None, opts: Options) -> Iterator[list[str]]:
             summary.extend(summarise_profile(out.read_text()))
             out.unlink()
         else:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            errors.seek(0)
+            err = errors.read().decode(errors="replace")
             summary.append(f"  profile: py-spy recorded nothing ({err.strip()[:300]})")
+        errors.close()
 
 
 #: Library frames worth naming in the inclusive list (the rest is the server's and asyncio's frame).
