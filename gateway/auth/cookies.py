@@ -11,8 +11,11 @@ same request, so both read cookies through it. It is tolerant the way browsers
 are: each ``;``-separated pair stands alone, so one odd cookie (a consent banner's
 ``x={"a":1}``, a value with spaces or commas) never hides the others — the
 stdlib's `SimpleCookie` drops the whole header on such a pair. When a name occurs
-twice the first one wins: browsers send the cookie with the longer path first,
-and that is what other servers (Go's net/http, PHP) take.
+twice the last one wins, as it did for both parsers this one replaces (Starlette's
+and `SimpleCookie`): with equal paths the browser sends the newest cookie last, so
+the one the gateway set at login beats an older one a client brought. Which of two
+same-named cookies a sibling host could plant is not something to rely on either
+way; the ``__Host-`` prefix is what stops planting.
 
 `without` rebuilds a Cookie header minus named cookies, so the gateway's own
 credentials never reach a backend.
@@ -47,11 +50,8 @@ def _pairs(header: str) -> Iterable[tuple[str, str]]:
 
 
 def parse(header: str) -> dict[str, str]:
-    """Every cookie of a Cookie header value; the first of a repeated name wins."""
-    jar: dict[str, str] = {}
-    for name, value in _pairs(header):
-        jar.setdefault(name, value)
-    return jar
+    """Every cookie of a Cookie header value; the last of a repeated name wins."""
+    return dict(_pairs(header))
 
 
 def of_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -115,5 +115,11 @@ class CrossSiteCheck:
         authorization: str | None,
         cookies: Mapping[str, str],
     ) -> None:
-        """`check`, deciding from the request's own credentials whether it rides on a cookie."""
+        """`check`, deciding from the request's own credentials whether it rides on a cookie.
+
+        A Bearer request is exempt whatever its headers say: no browser attaches the
+        token on its own, so no page can forge it.
+        """
+        if uses_bearer(authorization):
+            return
         self.check(method, headers, cookie_credential=self.rides_on_cookie(authorization, cookies))

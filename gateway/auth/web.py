@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth.body import read_bounded
 from gateway.auth.cookies import of_request
-from gateway.auth.origin import CrossSiteCheck
+from gateway.auth.origin import CrossSiteCheck, uses_bearer
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.texts import reason_text
 from gateway.errors import Forbidden, GatewayError, ServiceUnavailable
@@ -113,10 +113,11 @@ STARTS_A_LOGIN = frozenset({"/auth/register", "/auth/login/password", "/auth/sms
 def check_origin(request: Request, check: CrossSiteCheck) -> None:
     """The gateway's one cross-site check (`gateway.auth.origin`) for an /auth request."""
     headers = request.scope.get("headers", [])
-    if request.url.path in STARTS_A_LOGIN:
+    authorization = request.headers.get("authorization")
+    if request.url.path in STARTS_A_LOGIN and not uses_bearer(authorization):
         check.check(request.method, headers, cookie_credential=False)
         return
-    check.check_request(request.method, headers, request.headers.get("authorization"), of_request(request))
+    check.check_request(request.method, headers, authorization, of_request(request))
 
 
 def check_csrf(request: Request, form_token: str | None, cookie_name: str, check: CrossSiteCheck) -> None:
