@@ -117,6 +117,9 @@ class PolicySettings:
     #: A candidate policy evaluated beside the active one on live requests, never answering
     #: ("" = none; docs/policies.md, shadow policy). Promote by pointing `path` at it.
     shadow: str = ""
+    #: The candidate's decision tables ("" = the active policy's `tests`): a candidate that
+    #: changes decisions comes with the tables that say so.
+    shadow_tests: str = ""
     #: Share of decisions also given to the shadow policy (0..1).
     shadow_sample_rate: float = 1.0
     #: CPU bound: shadow evaluations per second at most (more are dropped and counted).

@@ -75,10 +75,9 @@ class RedisStore(Store):
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "pg:", timeout: float = 2.0) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        return cls(client, prefix=prefix)
+        from gateway.store.redis_url import redis_client
+
+        return cls(redis_client(url, timeout=timeout), prefix=prefix)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
