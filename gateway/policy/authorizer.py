@@ -81,7 +81,10 @@ class Authorizer:
         if self.settings.shadow:
             self.shadow = ShadowPolicy(
                 path=_under(base, self.settings.shadow),
-                tests_path=self.tests_path,
+                tests_path=(
+                    _under(base, self.settings.shadow_tests) if run_tests and self.settings.shadow_tests
+                    else self.tests_path
+                ),
                 route_actions=self.route_actions,
                 settings=self.settings,
                 decision_log=self.decision_log,
