@@ -179,7 +179,9 @@ def dependency_error(exc: Exception) -> GatewayError | None:
     from gateway.directory.base import DirectoryUnavailable
     from gateway.store.base import StoreUnavailable
 
-    if isinstance(exc, (StoreUnavailable, DatabaseError, DirectoryUnavailable, SQLAlchemyError)):
+    # OSError: a connection refused or reset on the way to the database (asyncpg raises it
+    # from connect, outside SQLAlchemy's error tree) is a dependency down, not a bug.
+    if isinstance(exc, (StoreUnavailable, DatabaseError, DirectoryUnavailable, SQLAlchemyError, OSError)):
         return ServiceUnavailable("dependency_unavailable", f"{type(exc).__name__}: {exc}")
     return None
 
