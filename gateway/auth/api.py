@@ -123,6 +123,8 @@ class JsonApi:
     async def sms_send(self, request: Request) -> Response:
         data = await read_json(request)
         msisdn = field(data, "msisdn", limit=32)
+        if self.s.sms.normalize(msisdn) is None:  # not a number at all; an unknown one is answered as known
+            raise InvalidInput("invalid_msisdn", "msisdn")
         await self.s.sms.send(msisdn, client_ip=client_ip(request), language=language_of(request))
         return JSONResponse({"status": "accepted"}, status_code=202)
 
@@ -143,6 +145,7 @@ class JsonApi:
             proof=field(data, "proof", limit=256),
             password=field(data, "password"),
             client_ip=client_ip(request),
+            language=language_of(request),
         )
         await self._end_previous(request)
         account = registered.account
@@ -164,14 +167,27 @@ class JsonApi:
         session = await self.s.request_session(request)
         if session is None:
             raise SecretRejected("session_required")
+        msisdn = None
+        if request.headers.get("content-type", "").startswith("application/json"):
+            msisdn = field(await read_json(request), "msisdn", required=False, limit=32) or None
         enrolment = await self.s.logins.start_enrolment(session)
-        return JSONResponse({"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg})
+        # The first TOTP also needs an SMS-TAN to a line of the account (gateway.auth.possession).
+        sms_to = await self.s.logins.send_possession_code(
+            session, client_ip=client_ip(request), msisdn=msisdn, language=language_of(request)
+        )
+        return JSONResponse(
+            {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg, "sms_to": sms_to}
+        )
 
     async def totp_confirm(self, request: Request) -> Response:
         data = await read_json(request)
         token = await self._token(request)
         result = await self.s.logins.confirm_enrolment(
-            token, field(data, "code", limit=16), client_ip=client_ip(request)
+            token,
+            field(data, "code", limit=16),
+            client_ip=client_ip(request),
+            sms_code=field(data, "sms_code", required=False, limit=16),
+            language=language_of(request),
         )
         return self._session_answer(result, totp="active")
 

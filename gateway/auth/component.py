@@ -29,8 +29,11 @@ from gateway.auth.config import AuthConfig, load_auth_config
 from gateway.auth.cookies import CookiePolicy
 from gateway.auth.crypto import SecretBox, resolve_encryption_key
 from gateway.auth.login import Logins
+from gateway.auth.notices import Notices
 from gateway.auth.origin import CrossSiteCheck
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy, load_common_passwords
+from gateway.auth.phone import valid_country_code
+from gateway.auth.possession import Possession
 from gateway.auth.registration import Registrar, RegistrationPolicy, TargetResolver
 from gateway.auth.regulation import Regulator
 from gateway.auth.routing import auth_routes
@@ -100,6 +103,8 @@ def build_auth(
     """Build the auth component; raises SettingsError for a bad or incomplete configuration."""
     config = load_auth_config(settings)
     a = config.auth
+    if not valid_country_code(config.sms.country_code):
+        raise SettingsError(f"{settings.source}: sms.country_code must be 1 to 3 digits without '+' or '00'")
     if a.password_min_length < 12:
         raise SettingsError(f"{settings.source}: auth.password_min_length must be at least 12 (DOMAIN.md)")
     key = resolve_encryption_key(
@@ -135,7 +140,10 @@ def build_auth(
         registry=registry,
         clock=clock,
     )
+    notices = Notices(sender=sender, directory=directory, registry=registry)
+    possession = Possession(sms=sms, directory=directory, store=store, ttl_seconds=config.sms.code_ttl_seconds)
     registrar = Registrar(
+        notices=notices,
         directory=directory,
         policy=authorizer,
         resolve=resolve,
@@ -154,6 +162,8 @@ def build_auth(
         regulator=regulator,
         directory=directory,
         clock=clock,
+        possession=possession,
+        notices=notices,
     )
     cookies = CookiePolicy(
         secure=settings.server.cookie_secure, session_max_age=config.sessions.absolute_timeout_seconds

@@ -85,6 +85,8 @@ class SmsSettings:
     resend_after_seconds: int = 30
     max_per_number_per_hour: int = 5
     max_per_client_per_hour: int = 30
+    #: The portal's country: a national number ("0664 …") gets this code in front.
+    country_code: str = "43"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.auth.accounts import Account, Accounts, normalize_login
+from gateway.auth.notices import Notices
 from gateway.auth.outcomes import InvalidInput, SecretRejected
 from gateway.auth.passwords import PasswordHashing
+from gateway.auth.possession import Possession
 from gateway.auth.regulation import Regulator
 from gateway.auth.sessions import Session, SessionData, Sessions
-from gateway.auth.sms import SmsCodes, normalize_msisdn
+from gateway.auth.sms import SmsCodes
 from gateway.auth.totp import Enrolment, Totp
 from gateway.directory.base import Directory
 from gateway.errors import StepUpRequired
@@ -79,7 +81,11 @@ class Logins:
         regulator: Regulator,
         directory: Directory,
         clock: Callable[[], float],
+        possession: Possession | None = None,
+        notices: Notices | None = None,
     ) -> None:
+        self._possession = possession
+        self._notices = notices
         self._accounts = accounts
         self._sessions = sessions
         self._hashing = hashing
@@ -206,7 +212,7 @@ class Logins:
         if not attempt.allowed:
             await self._regulator.fail(attempt)
             return False
-        number = normalize_msisdn(msisdn or data.bound_msisdn or "")
+        number = self._sms.normalize(msisdn or data.bound_msisdn or "")
         ok = number is not None and await self._may_use_line(data, number)
         ok = ok and await self._sms.verify(number or "", code, client_ip=client_ip) is not None
         if not ok:
@@ -246,24 +252,54 @@ class Logins:
         await self._accounts.set_pending_totp(session.data.account_id, enrolment.secret)
         return enrolment
 
-    async def confirm_enrolment(self, token: str, code: str, *, client_ip: str) -> LoginResult:
-        """A first correct code activates the pending seed; counts as a second factor (new id)."""
+    async def confirm_enrolment(
+        self, token: str, code: str, *, client_ip: str, sms_code: str = "", language: str = "de"
+    ) -> LoginResult:
+        """A first correct code activates the pending seed; counts as a second factor (new id).
+
+        The first TOTP of an account also needs the SMS-TAN sent to one of its lines
+        (`gateway.auth.possession`): a Kundenkennwort alone must not become a second factor.
+        """
         session = await self._sessions.lookup(token)
         if session is None or session.data.pending or session.data.account_id is None:
             raise SecretRejected("session_required")
         account_id = session.data.account_id
         await self._may_replace_totp(session)
+        account = await self._accounts.get(account_id)
+        first = account is not None and not account.totp_enabled and self._possession is not None
+        if first and not sms_code.strip():
+            raise SecretRejected("sms_code_required")
         key = session.data.login or account_id
         attempt = await self._regulator.reserve("account", key, client_ip=client_ip)
         secret = await self._accounts.pending_totp(account_id) if attempt.allowed else None
         if secret is None or not await self._totp.verify(account_id, secret, code):
             await self._regulator.fail(attempt)
             raise SecretRejected("invalid_code")
+        if first and not await self._proves_possession(account, sms_code, client_ip):
+            await self._regulator.fail(attempt)
+            raise SecretRejected("invalid_sms_code")
         await self._regulator.succeed(attempt)
         await self._accounts.activate_totp(account_id)
+        if self._notices is not None and account is not None:
+            await self._notices.totp_enrolled(account, language=language)
         data = session.data
         methods = data.methods if "totp" in data.methods else (*data.methods, "totp")
         rotated = await self._sessions.rotate(token, methods=methods, second_factor_at=self._clock())
         if rotated is None:
             raise SecretRejected("session_required")
         return LoginResult(*rotated)
+
+    async def _proves_possession(self, account: Account | None, sms_code: str, client_ip: str) -> bool:
+        if account is None or self._possession is None:
+            return False
+        return await self._possession.verify(account, sms_code.strip(), client_ip=client_ip)
+
+    async def send_possession_code(
+        self, session: Session, *, client_ip: str, msisdn: str | None = None, language: str = "de"
+    ) -> str | None:
+        """For a first TOTP: an SMS-TAN to a line of the account; the masked number, else None."""
+        account_id = session.data.account_id
+        account = await self._accounts.get(account_id) if account_id else None
+        if account is None or account.totp_enabled or self._possession is None:
+            return None
+        return await self._possession.send(account, client_ip=client_ip, msisdn=msisdn, language=language)

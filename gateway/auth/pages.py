@@ -26,7 +26,6 @@ from gateway.auth.login import LoginResult, session_data_for
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.services import AuthServices
 from gateway.auth.sessions import Session
-from gateway.auth.sms import normalize_msisdn
 from gateway.auth.texts import text
 from gateway.auth.web import (
     ErrorResponse,
@@ -228,7 +227,7 @@ class Pages:
     # ------------------------------------------------------------------ SMS
     async def sms_page(self, request: Request) -> Response:
         sent = request.query_params.get("sent") == "1"
-        msisdn = normalize_msisdn(request.query_params.get("msisdn", "")) or ""
+        msisdn = self.s.sms.normalize(request.query_params.get("msisdn", "")) or ""
         info = text("sms_sent", self._lang(request)) if sent else None
         return self.render(request, "sms.html", "sms_login", sent=sent, msisdn=msisdn, info=info)
 
@@ -236,11 +235,11 @@ class Pages:
         form = await self._form(request)
         lang = self._lang(request, form)
         raw = self._str(form, "msisdn", 32)
-        number = normalize_msisdn(raw)
+        number = self.s.sms.normalize(raw)
         back_to = self._str(form, "return_to", 16)
         nxt = self._next(form)
         if number is None:
-            exc = InvalidInput("bad_msisdn", "msisdn")
+            exc = InvalidInput("invalid_msisdn", "msisdn")
             message, fld = self._error(exc, lang)
             if back_to == "register":
                 return await self._register_form(
@@ -338,6 +337,7 @@ class Pages:
                 proof=self._str(form, "proof", 256),
                 password=self._str(form, "password"),
                 client_ip=client_ip(request),
+                language=self._lang(request, form),
             )
         except GatewayError as exc:
             message, fld = self._error(exc, self._lang(request, form))
@@ -397,7 +397,12 @@ class Pages:
         if session is None:
             return self._redirect("/auth/login?next=/auth/totp/enroll")
         enrolment = await self.s.logins.start_enrolment(session)
-        return self.render(request, "enroll.html", "enroll_title", form=form, enrolment=enrolment)
+        sms_to = await self.s.logins.send_possession_code(
+            session, client_ip=client_ip(request), language=self._lang(request, form)
+        )
+        return self.render(
+            request, "enroll.html", "enroll_title", form=form, enrolment=enrolment, sms_to=sms_to
+        )
 
     async def confirm_post(self, request: Request) -> Response:
         form = await self._form(request)
@@ -407,10 +412,15 @@ class Pages:
             return self._redirect("/auth/login?next=/auth/totp/enroll")
         try:
             result = await self.s.logins.confirm_enrolment(
-                token, self._str(form, "code", 16), client_ip=client_ip(request)
+                token,
+                self._str(form, "code", 16),
+                client_ip=client_ip(request),
+                sms_code=self._str(form, "sms_code", 16),
+                language=self._lang(request, form),
             )
         except GatewayError as exc:
             message, _ = self._error(exc, self._lang(request, form))
+            sms_field = exc.reason in ("sms_code_required", "invalid_sms_code")
             assert session.data.account_id is not None
             secret = await self.s.accounts.pending_totp(session.data.account_id)
             enrolment = self.s.totp.enrolment(session.data.login or "", secret) if secret else None
@@ -421,8 +431,9 @@ class Pages:
                 status=exc.status_code,
                 form=form,
                 enrolment=enrolment,
+                sms_to=form.get("sms_to") or None,
                 error=message,
-                error_field="code",
+                error_field="sms_code" if sms_field else "code",
             )
         return self._redirect("/auth/account?totp=1", result)
 

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.auth.accounts import Account, AccountExists, Accounts, NewAccount, normalize_login
+from gateway.auth.notices import Notices
 from gateway.auth.outcomes import Conflict, InvalidInput, RegistrationRefused, SecretRejected
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy
+from gateway.auth.phone import looks_like_phone_number
 from gateway.auth.regulation import Regulator
 from gateway.auth.sms import SmsCodes
 from gateway.directory.base import Directory
@@ -77,7 +79,9 @@ class Registrar:
         password_policy: PasswordPolicy,
         sms: SmsCodes,
         regulator: Regulator,
+        notices: Notices | None = None,
     ) -> None:
+        self._notices = notices
         self._directory = directory
         self._policy = policy
         self._resolve = resolve
@@ -91,7 +95,7 @@ class Registrar:
         self, identifier: str, proof_type: str, proof: str, *, client_ip: str
     ) -> tuple[RegistrationTarget, RegistrationVerdict]:
         """Steps 2-5: the verdict for a correct proof; raises SecretRejected / RegistrationRefused."""
-        ident = normalize_identifier(identifier)
+        ident = normalize_identifier(self.typed_identifier(identifier))
         if proof_type not in PROOF_TYPES:
             raise InvalidInput("bad_proof_type", "proof_type")
         if not ident or not proof:
@@ -118,6 +122,15 @@ class Registrar:
         if not verdict.allowed or verdict.role is None or verdict.access_level is None:
             raise RegistrationRefused(verdict.reason or "registration_not_possible", verdict.hint_url)
         return target, verdict
+
+    def typed_identifier(self, identifier: str) -> str:
+        """A number as typed ("0664 …", "+43 (664) …") in the directory's digits; customer numbers as they are."""
+        if not looks_like_phone_number(identifier):
+            return identifier
+        number = self._sms.normalize(identifier)
+        if number is None:
+            raise InvalidInput("invalid_msisdn", "identifier")
+        return number
 
     async def _proof_holds(self, target: RegistrationTarget, proof_type: str, proof: str, ip: str) -> bool:
         if proof_type == "kundenkennwort":
@@ -147,14 +160,22 @@ class Registrar:
         return line.part is None or invoice.part == line.part
 
     async def register(
-        self, *, login: str, identifier: str, proof_type: str, proof: str, password: str, client_ip: str
+        self,
+        *,
+        login: str,
+        identifier: str,
+        proof_type: str,
+        proof: str,
+        password: str,
+        client_ip: str,
+        language: str = "de",
     ) -> Registered:
         """The whole registration; the created account (its session is the caller's job)."""
         login_n = normalize_login(login)
         if not valid_login(login_n):
             raise InvalidInput("bad_login", "login")
         problem = self._password_policy.problem(
-            password, identifier=normalize_identifier(identifier), login=login_n
+            password, identifier=normalize_identifier(self.typed_identifier(identifier)), login=login_n
         )
         if problem:
             raise InvalidInput(problem, "password")
@@ -179,6 +200,8 @@ class Registrar:
             )
         except AccountExists as exc:
             raise Conflict(exc.reason) from exc
+        if self._notices is not None:  # the line(s) learn of it: a fraudster's account does not stay silent
+            await self._notices.registered(account, language=language)
         return Registered(account, target, verdict)
 
     async def already_registered(self, verdict: RegistrationVerdict) -> bool:

@@ -25,7 +25,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter
 
+from gateway.auth import phone
 from gateway.auth.config import SmsSettings
+from gateway.auth.phone import DEFAULT_COUNTRY_CODE
 from gateway.auth.regulation import Regulator
 from gateway.auth.sms_senders import SmsSender
 from gateway.directory.base import Directory
@@ -41,16 +43,9 @@ TEXTS = {
 }
 
 
-def normalize_msisdn(value: str) -> str | None:
-    """E.164 digits without '+' (spaces, '+' and a leading '00' removed), or None if not a number."""
-    text = "".join(value.split()).replace("-", "").replace("/", "")
-    if text.startswith("+"):
-        text = text[1:]
-    elif text.startswith("00"):
-        text = text[2:]
-    if not text.isascii() or not text.isdigit() or not 8 <= len(text) <= 15:
-        return None
-    return text
+def normalize_msisdn(value: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str | None:
+    """E.164 digits without '+', or None if not a number (`gateway.auth.phone`, the one normalizer)."""
+    return phone.normalize(value, country_code)
 
 
 def _digest(nonce: str, code: str) -> str:
@@ -82,9 +77,13 @@ class SmsCodes:
             registry=registry,
         )
 
+    def normalize(self, msisdn: str) -> str | None:
+        """A typed number in the directory's E.164 digits (the portal's country code for national ones)."""
+        return normalize_msisdn(msisdn, self._s.country_code)
+
     async def send(self, msisdn: str, *, client_ip: str, language: str = "de") -> None:
         """Send a code if the rules allow; silent about every reason not to."""
-        number = normalize_msisdn(msisdn)
+        number = self.normalize(msisdn)
         outcome = await self._send(number, client_ip, language) if number else "unknown_number"
         self.sent.labels(outcome).inc()
 
@@ -111,7 +110,7 @@ class SmsCodes:
 
     async def verify(self, msisdn: str, code: str, *, client_ip: str) -> str | None:
         """The normalized number when `code` is the live code for it (consumed), else None."""
-        number = normalize_msisdn(msisdn)
+        number = self.normalize(msisdn)
         if number is None:
             return None
         code = code.strip()
@@ -126,6 +125,8 @@ class SmsCodes:
                 await self._store.delete(f"sms_code:{number}")
             elif matches:
                 ok = await self._store.pop(f"sms_code:{number}") is not None
+                if ok:  # the 30 s pause guards against pumping, not the next step of a flow (enrolment)
+                    await self._store.delete(f"sms_wait:{number}")
             elif tries >= self._s.max_tries:
                 await self._store.delete(f"sms_code:{number}")
         if not ok:

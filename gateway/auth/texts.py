@@ -21,6 +21,22 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
         "Der Code ist nicht gültig. Bitte fordern Sie bei Bedarf einen neuen an.",
         "The code is not valid. Request a new one if needed.",
     ),
+    "sms_code_required": (
+        "Bitte geben Sie auch den Code aus der SMS an Ihre Rufnummer ein.",
+        "Please also enter the code from the text message to your number.",
+    ),
+    "invalid_sms_code": (
+        "Der SMS-Code ist nicht gültig. Erzeugen Sie einen neuen Schlüssel, dann kommt ein neuer Code.",
+        "The text message code is not valid. Create a new key to receive a new code.",
+    ),
+    "no_line_for_possession": (
+        "Zu Ihrem Konto gibt es keine Rufnummer für den SMS-Code. Bitte wenden Sie sich an die Hotline.",
+        "Your account has no phone number for the text message code. Please call the hotline.",
+    ),
+    "line_not_of_account": (
+        "Diese Rufnummer gehört nicht zu Ihrem Konto.",
+        "This number does not belong to your account.",
+    ),
     "registration_failed": (
         "Die Angaben passen nicht zusammen. Bitte prüfen Sie Kennung und Nachweis.",
         "The details do not match. Please check the identifier and the proof.",
@@ -59,7 +75,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
     "bad_proof_type": ("Bitte wählen Sie die Art des Nachweises.", "Please choose the kind of proof."),
     "bad_method": ("Bitte wählen Sie TOTP oder SMS.", "Please choose TOTP or SMS."),
     "bad_request": ("Bitte füllen Sie alle Felder aus.", "Please fill in all fields."),
-    "bad_msisdn": ("Bitte geben Sie eine gültige Rufnummer an.", "Please give a valid phone number."),
+    "invalid_msisdn": (
+        "Das ist keine Rufnummer. Beispiel: 0664 123 45 67 oder +43 664 123 45 67.",
+        "That is not a phone number. Example: 0664 123 45 67 or +43 664 123 45 67.",
+    ),
     "json_required": ("Die Anfrage muss JSON sein.", "The request must be JSON."),
     "csrf_failed": (
         "Das Formular ist abgelaufen oder kam von einer fremden Seite. Bitte versuchen Sie es erneut.",
@@ -165,6 +184,11 @@ UI_TEXTS: dict[str, tuple[str, str]] = {
         "Scan the QR code with your authenticator app or type in the key.",
     ),
     "enroll_secret": ("Schlüssel", "Key"),
+    "enroll_sms_note": (
+        "Zur Bestätigung, dass Sie die Rufnummer besitzen, haben wir einen Code per SMS gesendet an",
+        "To confirm that you hold the line, we sent a code by text message to",
+    ),
+    "enroll_sms_code": ("Code aus der SMS", "Code from the text message"),
     "enroll_done": ("Die Authenticator-App ist eingerichtet.", "The authenticator app is set up."),
     "step_up_title": ("Aktion bestätigen", "Confirm the action"),
     "step_up_note": (

@@ -103,7 +103,8 @@ async def test_benutzer_login_with_own_totp_stays_restricted(portal: Portal) -> 
         r = await c.post("/auth/totp/enroll", headers=h, json={})
         assert r.status_code == 200, r.text
         secret = r.json()["secret"]
-        r = await c.post("/auth/totp/confirm", headers=h, json={"code": totp_now(secret)})
+        r = await c.post("/auth/totp/confirm", headers=h,
+                         json={"code": totp_now(secret), "sms_code": portal.last_sms_code(LUKAS)})
         assert r.status_code == 200, r.text
         h = {"Authorization": "Bearer " + r.json()["token"]}
         assert r.json()["session"]["access_level"] == "restricted"

@@ -209,9 +209,14 @@ async def test_html_flow_register_enrol_logout_login_with_totp(env) -> None:
     page = await form_post(env, "/auth/totp/enroll", "/auth/totp/enroll", {})
     assert "<svg" in page.text
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+    assert 'for="f-sms_code"' in page.text  # the first TOTP also needs the code sent to the line
     r = await env.client.post(
         "/auth/totp/confirm",
-        data={"csrf_token": csrf_of(page.text), "code": env.totp_now(secret)},
+        data={
+            "csrf_token": csrf_of(page.text),
+            "code": env.totp_now(secret),
+            "sms_code": env.last_sms("436641000020"),
+        },
         headers=BROWSER,
     )
     assert r.status_code == 303 and r.headers["location"] == "/auth/account?totp=1"

@@ -32,7 +32,9 @@ async def test_enrolment_returns_secret_uri_and_svg_then_confirm_activates(env) 
     bad = await env.client.post("/auth/totp/confirm", json={"code": "000000"}, headers=bearer(token))
     assert bad.status_code == 401
     ok = await env.client.post(
-        "/auth/totp/confirm", json={"code": env.totp_now(secret)}, headers=bearer(token)
+        "/auth/totp/confirm",
+        json={"code": env.totp_now(secret), "sms_code": env.last_sms("436641000020")},
+        headers=bearer(token),
     )
     assert ok.status_code == 200, ok.text
     assert ok.json()["totp"] == "active"
@@ -53,7 +55,9 @@ async def _with_totp(env) -> tuple[str, str]:
     token = await registered(env)
     secret = (await env.client.post("/auth/totp/enroll", headers=bearer(token))).json()["secret"]
     r = await env.client.post(
-        "/auth/totp/confirm", json={"code": env.totp_now(secret)}, headers=bearer(token)
+        "/auth/totp/confirm",
+        json={"code": env.totp_now(secret), "sms_code": env.last_sms("436641000020")},
+        headers=bearer(token),
     )
     env.client.cookies.clear()
     env.clock.advance(60)
