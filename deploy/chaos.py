@@ -142,7 +142,8 @@ class Report:
         out.append(f"wrong answers: {len(self.wrong)}")
         out += [f"  {w}" for w in self.wrong[:10]]
         out.append(f"sessions lost: {self.sessions_lost}")
-        out.append(f"gateway RSS: {self.rss_start_kib / 1024:.1f} MiB at start, {self.rss_end_kib / 1024:.1f} MiB at end")
+        out.append(f"gateway RSS: {self.rss_start_kib / 1024:.1f} MiB at start, "
+                   f"{self.rss_end_kib / 1024:.1f} MiB at end")
         for name, (down, back) in self.recovery.items():
             out.append(f"fault {name:>8}: held {down:.1f} s; own-line requests all 200 again {back:.2f} s after "
                        "the restore")
@@ -176,15 +177,38 @@ def _wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {seconds:.0f} s")
 
 
+@dataclass
+class Progress:
+    """Where the run is: the chaos script waits for a number of answers; the load for the chaos."""
+
+    answers: list[Answer] = field(default_factory=list)
+    marks: list[tuple[int, asyncio.Event]] = field(default_factory=list)
+    chaos_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def reached(self, count: int) -> None:
+        if len(self.answers) >= count:
+            return
+        mark = asyncio.Event()
+        self.marks.append((count, mark))
+        await mark.wait()
+
+    def add(self, answer: Answer) -> None:
+        self.answers.append(answer)
+        for count, mark in self.marks:
+            if len(self.answers) >= count:
+                mark.set()
+
+
 async def _load(url: str, callers: list[Caller], subjects: list[str], total: int, clients: int,
-                per_client: int, answers: list[Answer], report: Report) -> None:
-    """`total` requests from `clients` connection pools of `per_client` concurrent requests each."""
+                per_client: int, progress: Progress, report: Report) -> None:
+    """`total` requests (and on until the chaos script is done) from `clients` connection pools
+    of `per_client` concurrent requests each."""
     issued = 0
-    rng = random.Random(2026)  # noqa: S311 - a load pattern, not a secret
+    rng = random.Random(2026)  # a load pattern, not a secret
 
     def next_request() -> tuple[int, str, bool] | None:
         nonlocal issued
-        if issued >= total:
+        if issued >= total and progress.chaos_done.is_set():
             return None
         i = issued
         issued += 1
@@ -200,9 +224,9 @@ async def _load(url: str, callers: list[Caller], subjects: list[str], total: int
             try:
                 r = await client.get(path + "?bench-echo", headers={"authorization": f"Bearer {callers[who].token}"})
             except httpx.HTTPError as exc:
-                answers.append(Answer(time.monotonic(), type(exc).__name__, own))
+                progress.add(Answer(time.monotonic(), type(exc).__name__, own))
                 continue
-            answers.append(Answer(time.monotonic(), str(r.status_code), own))
+            progress.add(Answer(time.monotonic(), str(r.status_code), own))
             if r.status_code != 200:
                 continue
             if not own:
@@ -261,11 +285,7 @@ async def run(requests: int, sessions: int, faults: tuple[str, ...], *, clients:
         policy.write_text(good, encoding="utf-8")
         cfg = gateway_config(dep, port, upstream_port)
         cfg.write_text(cfg.read_text().replace(f"{ROOT}/policies/portal.polar", str(policy)))
-        log = (work / "gateway.log").open("ab")
-        gateway = subprocess.Popen(  # noqa: S603 - our own CLI, arguments we built
-            [str(Path(PY).parent / "portal-gateway"), "serve", "--config", str(cfg), "--port", str(port)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PORTAL_GATEWAY_SERVER__OPS_PORT": str(ops_port)})
+        gateway = _start_gateway(cfg, port, ops_port, work / "gateway.log")
         procs.append(gateway)
         ready = f"http://127.0.0.1:{ops_port}/_gateway/ready"
         await asyncio.to_thread(_wait_http, ready, 90, gateway)
@@ -277,7 +297,8 @@ async def run(requests: int, sessions: int, faults: tuple[str, ...], *, clients:
         subjects = [ids[ANNA_LOGIN], *(ids[p.login] for p in crowd)]
         report.rss_start_kib = rss_kib(gateway.pid)
 
-        answers: list[Answer] = []
+        progress = Progress()
+        answers = progress.answers
         done: list[Fault] = []
 
         async def restore_policy() -> None:
@@ -313,18 +334,20 @@ async def run(requests: int, sessions: int, faults: tuple[str, ...], *, clients:
             done.append(fault)
 
         async def chaos() -> None:
-            for k, name in enumerate(faults):
-                at = requests * (k + 1) // (len(faults) + 1)
-                while len(answers) < at:
-                    await asyncio.sleep(0.05)
-                await inject(name)
+            try:
+                for k, name in enumerate(faults):
+                    await progress.reached(requests * (k + 1) // (len(faults) + 1))
+                    await inject(name)
+            finally:  # a fault that could not be injected or undone still ends the run
+                progress.chaos_done.set()
 
         say(f"running {requests:,} requests; faults: {', '.join(faults) or 'none'}")
         began = time.monotonic()
         chaos_task = asyncio.create_task(chaos())
-        await _load(url, callers, subjects, requests, clients, per_client, answers, report)
+        await _load(url, callers, subjects, requests, clients, per_client, progress, report)
         await chaos_task  # a fault placed near the end still completes
         report.seconds = time.monotonic() - began
+        report.requests = len(answers)
         report.statuses = Counter(a.status for a in answers)
         report.recovery = _recovery(answers, done)
         report.rss_end_kib = rss_kib(gateway.pid)
@@ -345,6 +368,14 @@ async def run(requests: int, sessions: int, faults: tuple[str, ...], *, clients:
             await asyncio.to_thread(pg.stop)
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_gateway(cfg: Path, port: int, ops_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    return subprocess.Popen(  # noqa: S603 - our own CLI, arguments we built
+        [str(Path(PY).parent / "portal-gateway"), "serve", "--config", str(cfg), "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PORTAL_GATEWAY_SERVER__OPS_PORT": str(ops_port)})
 
 
 async def _account_ids(database_url: str) -> dict[str, str]:
