@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
 	    command -v $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts cluster
+.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts cluster soak
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -74,6 +74,11 @@ cluster: venv
 
 bench: venv
 	$(BIN)/python -m bench.run $(ARGS)
+
+# Soak and chaos over the full path (deploy/chaos.py), not part of make test:
+# e.g. make soak ARGS="--requests 20000 --sessions 1000"
+soak: venv
+	$(BIN)/python -m deploy.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/idp/node_modules var .mypy_cache .ruff_cache .pytest_cache
