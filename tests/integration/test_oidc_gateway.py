@@ -181,14 +181,17 @@ async def test_browser_login_links_then_back_channel_logout_ends_the_session(
         assert r.status_code == 303, r.text
         assert location(r) == "/auth/oidc/link"
         assert (await browser.get(f"{portal.url}{USAGE}")).status_code == 401  # no session yet
+        page = {"Origin": portal.url}  # the link page's own post, as a browser sends it
         wrong = await browser.post(
             f"{portal.url}/auth/oidc/link",
             json={"identifier": "1000001", "proof_type": "kundenkennwort", "proof": "falsch"},
+            headers=page,
         )
         assert wrong.status_code in (400, 401), wrong.text
         ok = await browser.post(
             f"{portal.url}/auth/oidc/link",
             json={"identifier": "1000001", "proof_type": "kundenkennwort", "proof": "Huber-Kennwort-1"},
+            headers=page,
         )
         assert ok.status_code == 200, ok.text
         assert ok.json() == {"linked": True, "next": USAGE}
