@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.auth.cookies import of_request
 from gateway.auth.login import LoginResult, session_data_for
+from gateway.auth.notices import lines_of_account
 from gateway.auth.outcomes import InvalidInput
 from gateway.auth.services import AuthServices
 from gateway.auth.sessions import Session
@@ -264,7 +265,8 @@ class Pages:
             )
         if back_to == "step-up":
             return self._redirect(
-                "/auth/step-up?" + urlencode({"method": "sms", "sent": "1", "next": nxt, "lang": lang})
+                "/auth/step-up?"
+                + urlencode({"method": "sms", "sent": "1", "msisdn": number, "next": nxt, "lang": lang})
             )
         return self._redirect(
             "/auth/login/sms?" + urlencode({"msisdn": number, "sent": "1", "next": nxt, "lang": lang})
@@ -440,9 +442,16 @@ class Pages:
     # ------------------------------------------------------------------ step-up, logout
     async def _step_up_context(self, session: Session) -> dict[str, Any]:
         account = await self.s.accounts.get(session.data.account_id) if session.data.account_id else None
+        # The methods this person can finish: TOTP when enrolled, an SMS-TAN to a line of the
+        # account's own contract (the same rule `Logins.step_up` checks), else enrolling.
+        lines = await lines_of_account(self.s.directory, account) if account else []
+        if not lines and session.data.bound_msisdn:
+            lines = [session.data.bound_msisdn]
         return {
             "totp_enabled": bool(account and account.totp_enabled),
-            "sms_number": session.data.bound_msisdn or "",
+            "sms_number": lines[0] if len(lines) == 1 else "",
+            "sms_lines": lines,
+            "can_enrol": account is not None,
         }
 
     async def step_up_page(self, request: Request) -> Response:
@@ -456,6 +465,7 @@ class Pages:
             "step_up_title",
             info=info,
             method=request.query_params.get("method", ""),
+            sent_to=self.s.sms.normalize(request.query_params.get("msisdn", "")),
             **await self._step_up_context(session),
         )
 

@@ -196,6 +196,12 @@ UI_TEXTS: dict[str, tuple[str, str]] = {
         "This action needs a second factor (valid for 10 minutes).",
     ),
     "method": ("Verfahren", "Method"),
+    "step_up_line": ("Rufnummer für den SMS-Code", "Number for the text message code"),
+    "step_up_code": ("Code (Authenticator-App oder SMS)", "Code (authenticator app or text message)"),
+    "step_up_enrol": (
+        "Noch keine Authenticator-App? Jetzt einrichten",
+        "No authenticator app yet? Set one up now",
+    ),
     "method_totp": ("Authenticator-App", "Authenticator app"),
     "method_sms": ("SMS-Code", "SMS code"),
     "logout": ("Abmelden", "Log out"),

@@ -122,6 +122,7 @@ class ContextMiddleware:
                         lookup=self.lookup,
                         hint_url=getattr(decision, "hint_url", None),
                         decision_id=getattr(decision, "decision_id", None),
+                        scope=scope,
                     )
                 except OSError:
                     self.metrics.client_gone.inc()

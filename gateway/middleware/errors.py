@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
+from urllib.parse import quote
 
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 from gateway.errors import GatewayError, MethodNotAllowed, StepUpRequired
 
-__all__ = ["GATEWAY_MESSAGES", "pick_language", "send_error", "wants_html"]
+__all__ = ["GATEWAY_MESSAGES", "browser_redirect", "pick_language", "return_to", "send_error", "wants_html"]
 
 #: Texts for the reason codes the gateway itself produces (policy reasons have
 #: their own catalogue in gateway/policy/reasons.py and are looked up through `lookup`).
@@ -76,6 +77,45 @@ def wants_html(accept: str) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def return_to(scope: Scope | None) -> str | None:
+    """The path (and query) a browser asked for, when it is a safe place to come back to."""
+    if scope is None or scope.get("type") != "http":
+        return None
+    from gateway.auth.web import safe_next  # the one rule for `next` (auth imports this module)
+
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = str(scope.get("path", "")) + ("?" + query if query else "")
+    return safe_next(target, "") or None
+
+
+def browser_redirect(exc: GatewayError, scope: Scope | None, accept: str) -> str | None:
+    """Where a browser's page load is sent instead of an error page, or None.
+
+    A person opening a protected page without a session is sent to log in, one whose
+    second factor went stale to the step-up page — both with ``next`` so they come back
+    (what oauth2-proxy and Pomerium do). Only a GET navigation that asks for HTML and
+    carries no Authorization header: API clients and scripts keep the JSON 401.
+    """
+    if scope is None or exc.status_code != 401 or scope.get("method") not in ("GET", "HEAD"):
+        return None
+    if not wants_html(accept) or _header(scope, b"authorization"):
+        return None
+    if _header(scope, b"sec-fetch-mode") not in ("", "navigate"):
+        return None
+    target = return_to(scope)
+    if target is None or target.startswith("/auth/"):
+        return None
+    page = "/auth/step-up" if isinstance(exc, StepUpRequired) else "/auth/login"
+    return page + "?next=" + quote(target, safe="/")
+
+
 def _message(
     reason: str, error: str, language: str, lookup: Callable[[str, str], str | None] | None
 ) -> str:
@@ -109,8 +149,26 @@ async def send_error(
     hint_url: str | None = None,
     decision_id: str | None = None,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
+    scope: Scope | None = None,
 ) -> None:
     language = pick_language(accept_language)
+    redirect = browser_redirect(exc, scope, accept)
+    if redirect is not None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 302,
+                "headers": [
+                    (b"location", redirect.encode("latin-1")),
+                    (b"x-request-id", request_id.encode()),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", b"0"),
+                    *(extra_headers or []),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     message = _message(exc.reason, exc.error, language, lookup)
     headers: list[tuple[bytes, bytes]] = [
         (b"x-request-id", request_id.encode()),
@@ -142,14 +200,22 @@ async def send_error(
     }
     if hint_url:
         payload["hint_url"] = hint_url
+    back = return_to(scope)
+    step_up_url = "/auth/step-up" + ("?next=" + quote(back, safe="/") if back else "")
     if isinstance(exc, StepUpRequired):
-        payload["step_up_url"] = "/auth/step-up"
+        # The client opens this, then repeats its request itself (docs/authentication.md).
+        payload["step_up_url"] = step_up_url
     if wants_html(accept):
         link = ""
         if hint_url:
             link = f'<p><a href="{html.escape(hint_url)}">My Business Station</a></p>'
         if isinstance(exc, StepUpRequired):
-            link = '<p><a href="/auth/step-up">' + ("Bestätigen" if language == "de" else "Confirm") + "</a></p>"
+            link = f'<p><a href="{html.escape(step_up_url)}">' + ("Bestätigen" if language == "de" else "Confirm")
+            link += "</a></p>"
+        elif exc.status_code == 401:
+            login_url = "/auth/login" + ("?next=" + quote(back, safe="/") if back else "")
+            link = f'<p><a href="{html.escape(login_url)}">' + ("Anmelden" if language == "de" else "Log in")
+            link += "</a></p>"
         body = (
             f'<!doctype html><html lang="{language}"><head><meta charset="utf-8">'
             f"<title>{exc.status_code}</title></head><body><main><h1>{html.escape(message)}</h1>"
