@@ -227,7 +227,7 @@ def build_app(
         clock=clock,
     )
     signer = AssertionSigner.from_settings(keys, settings.signing, clock=clock)
-    pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes)
+    pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes, metrics=metrics)
     tracing = Tracing(settings.section(TracingSettings, "tracing"))
     stages = DecisionStages(
         routes=routes,

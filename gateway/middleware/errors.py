@@ -44,6 +44,18 @@ GATEWAY_MESSAGES: dict[str, tuple[str, str]] = {
     "upstream_unavailable": ("The service is not reachable.", "Der Dienst ist nicht erreichbar."),
     "upstream_timeout": ("The service did not answer in time.", "Der Dienst hat nicht rechtzeitig geantwortet."),
     "upstream_error": ("The service failed.", "Der Dienst ist fehlgeschlagen."),
+    "upstream_busy": (
+        "The service is busy. Please try again shortly.",
+        "Der Dienst ist ausgelastet. Bitte versuchen Sie es gleich noch einmal.",
+    ),
+    "upstream_pool_timeout": (
+        "The service is busy. Please try again shortly.",
+        "Der Dienst ist ausgelastet. Bitte versuchen Sie es gleich noch einmal.",
+    ),
+    "client_body_timeout": (
+        "The request body did not arrive in time.",
+        "Der Inhalt der Anfrage ist nicht rechtzeitig angekommen.",
+    ),
     "dependency_unavailable": (
         "The portal is temporarily unavailable. Please try again shortly.",
         "Das Portal ist vorübergehend nicht verfügbar. Bitte versuchen Sie es gleich noch einmal.",
@@ -121,6 +133,9 @@ def _message(
 ) -> str:
     if reason in GATEWAY_MESSAGES:
         en, de = GATEWAY_MESSAGES[reason]
+        return de if language == "de" else en
+    if reason.startswith("upstream_") and reason.endswith(("_timeout", "_deadline")) and reason not in GATEWAY_MESSAGES:
+        en, de = GATEWAY_MESSAGES["upstream_timeout"]
         return de if language == "de" else en
     if reason.startswith("path_") or reason in ("bad_host", "bad_content_length", "ambiguous_length"):
         en, de = GATEWAY_MESSAGES["path_not_canonical" if reason.startswith("path_") else "bad_request"]
