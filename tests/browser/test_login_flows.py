@@ -38,6 +38,9 @@ async def test_sophie_registers_with_puk_enrols_totp_and_sees_her_usage(gateway,
     totp = _Totp(secret)
     step = int(time.time() // 30)
     await page.get_by_label("6-stelliger Code").fill(totp.generate_otp(step))
+    # The first TOTP also proves the line: the code the SMS brought to Sophie's phone.
+    assert "Code per SMS" in await page.locator("#sms-to-note").inner_text()
+    await page.get_by_label("Code aus der SMS").fill(gateway.sms_code("436641000020"))
     await page.get_by_role("button", name="Bestätigen").click()
     await page.wait_for_url("**/auth/account?totp=1")
     assert "eingerichtet" in await page.locator("#totp-status").inner_text()
@@ -45,7 +48,9 @@ async def test_sophie_registers_with_puk_enrols_totp_and_sees_her_usage(gateway,
     await page.get_by_role("button", name="Abmelden", exact=True).click()
     await page.wait_for_url("**/auth/login?**")
 
-    await page.goto(gateway.url + "/auth/login?next=/api/lines/436641000020/usage")
+    # A protected page opened without a session leads to the login and, after it, back.
+    await page.goto(gateway.url + "/api/lines/436641000020/usage")
+    await page.wait_for_url("**/auth/login?next=/api/lines/436641000020/usage")
     await page.get_by_label("Anmeldename").fill("sophie.wagner@example.at")
     await page.get_by_label("Passwort").fill(PASSWORD)
     await page.get_by_role("button", name="Anmelden").click()
