@@ -208,11 +208,14 @@ def build_app(
     clock: Callable[[], float] = time.time,
     access_log_stream: Any = None,
     serve_ops: bool = False,
+    worker_of_many: bool = False,
 ) -> ContextMiddleware:
     """Build the whole gateway from settings; tests inject components.
 
     The operations app (readiness details, metrics) is `app.ops`; `serve_ops` also opens
     its listener in the lifespan (the serving process asks for it, tests do not).
+    `worker_of_many`: this app is one of several worker processes (uvicorn's factory), so
+    the operations port is shared (SO_REUSEPORT) and metrics are summed across workers.
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = GatewayMetrics(registry)
@@ -259,7 +262,8 @@ def build_app(
 
     ops_hooks: tuple[list[Hook], list[Hook]] = ([], [])
     render: Callable[[], bytes] | None = None
-    if serve_ops and settings.server.workers > 1:
+    several = worker_of_many or settings.server.workers > 1
+    if serve_ops and several:
         snapshots = WorkerSnapshots(registry, settings.path(settings.server.data_dir) / "metrics")
         render = snapshots.merged
         ops_hooks[0].append(snapshots.start)
@@ -269,7 +273,7 @@ def build_app(
     if serve_ops and settings.server.ops_port:
         listener = OpsListener(
             ops, host=settings.server.ops_host, port=settings.server.ops_port,
-            reuse_port=settings.server.workers > 1,
+            reuse_port=several,
         )
         ops_hooks[0].append(listener.start)
         ops_hooks[1].insert(0, listener.stop)
@@ -307,4 +311,4 @@ def build_app(
 
 def create_app() -> ContextMiddleware:
     """uvicorn factory: configuration from PORTAL_GATEWAY_CONFIG (and the environment)."""
-    return build_app(load_settings(), serve_ops=True)
+    return build_app(load_settings(), serve_ops=True, worker_of_many=True)
