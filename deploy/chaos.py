@@ -132,7 +132,7 @@ class Report:
     sessions_lost: int = 0
     rss_start_kib: int = 0
     rss_end_kib: int = 0
-    recovery: dict[str, tuple[float, float]] = field(default_factory=dict)  # fault -> (down s, back after s)
+    recovery: dict[str, Recovery] = field(default_factory=dict)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -144,9 +144,9 @@ class Report:
         out.append(f"sessions lost: {self.sessions_lost}")
         out.append(f"gateway RSS: {self.rss_start_kib / 1024:.1f} MiB at start, "
                    f"{self.rss_end_kib / 1024:.1f} MiB at end")
-        for name, (down, back) in self.recovery.items():
-            out.append(f"fault {name:>8}: held {down:.1f} s; own-line requests all 200 again {back:.2f} s after "
-                       "the restore")
+        for name, r in self.recovery.items():
+            out.append(f"fault {name:>8}: held {r.held:.1f} s; {r.failed:,} own-line requests not 200; "
+                       f"first 200 {r.first_ok:.2f} s and the last failure {r.last_failure:.2f} s after the restore")
         return out
 
 
@@ -247,14 +247,28 @@ async def _load(url: str, callers: list[Caller], subjects: list[str], total: int
         await asyncio.gather(*(worker(pool) for pool in pools for _ in range(per_client)))
 
 
-def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, tuple[float, float]]:
-    """Per fault: how long it was held, and when after the restore own-line requests stopped failing."""
-    out: dict[str, tuple[float, float]] = {}
+@dataclass(frozen=True)
+class Recovery:
+    """One fault's cost: seconds held, own-line failures until the next fault, and (seconds after
+    the restore) the first 200 and the last failure."""
+
+    held: float
+    failed: int
+    first_ok: float
+    last_failure: float
+
+
+def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, Recovery]:
+    out: dict[str, Recovery] = {}
     for k, fault in enumerate(faults):
         until = faults[k + 1].started if k + 1 < len(faults) else float("inf")
-        failing = [a.at for a in answers if a.own and a.status != "200" and fault.started <= a.at < until]
-        back = max(0.0, max(failing, default=fault.restored) - fault.restored)
-        out[fault.name] = (fault.restored - fault.started, back)
+        window = [a for a in answers if a.own and fault.started <= a.at < until]
+        failing = [a.at for a in window if a.status != "200"]
+        ok = [a.at for a in window if a.status == "200" and a.at >= fault.restored]
+        out[fault.name] = Recovery(
+            held=fault.restored - fault.started, failed=len(failing),
+            first_ok=max(0.0, min(ok, default=fault.restored) - fault.restored),
+            last_failure=max(0.0, max(failing, default=fault.restored) - fault.restored))
     return out
 
 
