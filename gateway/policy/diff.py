@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.directory.world import World
@@ -27,6 +27,9 @@ from gateway.policy.worlds import random_principal, random_world
 from gateway.principal import Principal
 
 __all__ = ["Change", "DiffReport", "PolicySourceError", "diff_policies", "read_policy_source"]
+
+#: Example cells shown (and traced with --explain) per group.
+_EXAMPLES = 3
 
 #: Demo people (DOMAIN.md section 4) by their account binding, as `policy explain --actor` knows them.
 DemoActors = Mapping[str, Mapping[str, object]]
@@ -85,6 +88,8 @@ class Change:
     new: Verdict
     old_rules: tuple[str, ...] = ()
     new_rules: tuple[str, ...] = ()
+    #: The resolved facts, kept so `--explain` can trace the cells it shows (and only those).
+    facts: tuple[object, object] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +193,7 @@ class _Scope:
             cell: Cell | None = None
             if not _same(a, b):
                 cell = Cell(source, who, _group(p), p, rtype, rid, action, relation)
-                rules: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-                if self.explain:
-                    rules = (_explain(old, actor, action, resource), _explain(new, actor, action, resource))
-                report.changes.append(Change(cell, a, b, *rules))
+                report.changes.append(Change(cell, a, b, facts=(actor, resource) if self.explain else None))
             for v in cell_violations(p, r, self.index, rtype, resource, action, b, kinds=self.kinds,
                                      fresh=fresh, business_station_url=self.mbs):
                 cell = cell or Cell(source, who, _group(p), p, rtype, rid, action, relation)
@@ -270,6 +272,15 @@ def diff_policies(
             for rtype, rid in refs:
                 scope.run(f"generated world {n} (seed {seed})", f"{who} ({_session(p, TABLE_NOW)})", p,
                           rtype, rid, per_type[rtype])
+    if explain:  # trace only the example cells the report shows: a trace costs far more than a decision
+        shown: dict[int, Change] = {}
+        for _title, changes in report.groups():
+            for c in changes[:_EXAMPLES]:
+                if c.facts is not None:
+                    actor, resource = c.facts
+                    shown[id(c)] = replace(c, old_rules=_explain(old, actor, c.cell.action, resource),
+                                           new_rules=_explain(new, actor, c.cell.action, resource))
+        report.changes = [shown.get(id(c), c) for c in report.changes]
     return report
 
 
@@ -280,7 +291,6 @@ def _sessions(name: str, spec: Mapping[str, object]) -> Iterator[Principal]:
 
 
 # ------------------------------------------------------------------------ rendering
-_EXAMPLES = 3
 
 
 def render(report: DiffReport, fmt: str = "text", *, explain: bool = False) -> str:
