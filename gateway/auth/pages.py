@@ -57,6 +57,10 @@ ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+
+#: The text fields the templates render with `field()`: an error named for one is shown there.
+_TEXT_FIELDS = frozenset({"login", "password", "code", "sms_code", "msisdn", "identifier", "proof"})
+
 class Pages:
     def __init__(self, services: AuthServices) -> None:
         self.s = services
@@ -117,6 +121,8 @@ class Pages:
         ctx.setdefault("error_field", None)
         ctx.setdefault("info", None)
         ctx.setdefault("hint_url", None)
+        # An error is said once: at its field when the page has that field, else in the banner.
+        ctx["error_at_field"] = ctx["error_field"] in _TEXT_FIELDS and not ctx["hint_url"]
         body = self.env.get_template(template).render(
             lang=lang, t=t, title=t(title_key), csrf=csrf, next=nxt, next_q=quote(nxt, safe=""), **ctx
         )

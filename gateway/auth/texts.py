@@ -17,9 +17,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
         "Anmeldename oder Passwort ist falsch.",
         "The login name or password is wrong.",
     ),
+    # Said on TOTP pages too, where nobody can "request" a code: no advice to ask for one here.
     "invalid_code": (
-        "Der Code ist nicht gültig. Bitte fordern Sie bei Bedarf einen neuen an.",
-        "The code is not valid. Request a new one if needed.",
+        "Der Code ist nicht gültig. Bitte prüfen Sie ihn und versuchen Sie es noch einmal.",
+        "The code is not valid. Please check it and try again.",
     ),
     "sms_code_required": (
         "Bitte geben Sie auch den Code aus der SMS an Ihre Rufnummer ein.",
@@ -129,6 +130,7 @@ UI_TEXTS: dict[str, tuple[str, str]] = {
     "confirm": ("Bestätigen", "Confirm"),
     "msisdn": ("Rufnummer (z. B. 436641000040)", "Phone number (e.g. 436641000040)"),
     "send_code": ("Code senden", "Send code"),
+    "send_new_code": ("Neuen Code senden", "Send a new code"),
     "sms_sent": (
         "Wenn die Rufnummer bei uns bekannt ist, haben Sie eine SMS mit einem Code erhalten.",
         "If we know this number, a text message with a code is on its way.",
