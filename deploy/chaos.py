@@ -146,7 +146,8 @@ class Report:
                    f"{self.rss_end_kib / 1024:.1f} MiB at end")
         for name, r in self.recovery.items():
             out.append(f"fault {name:>8}: held {r.held:.1f} s; {r.failed:,} own-line requests not 200; "
-                       f"first 200 {r.first_ok:.2f} s and the last failure {r.last_failure:.2f} s after the restore")
+                       f"{r.failures_after_restore:,} of them after the restore; first 200 {r.first_ok:.2f} s and "
+                       f"the last failure {r.last_failure:.2f} s after the restore")
         return out
 
 
@@ -256,6 +257,7 @@ class Recovery:
     failed: int
     first_ok: float
     last_failure: float
+    failures_after_restore: int = 0
 
 
 def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, Recovery]:
@@ -268,7 +270,8 @@ def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, Recovery]
         out[fault.name] = Recovery(
             held=fault.restored - fault.started, failed=len(failing),
             first_ok=max(0.0, min(ok, default=fault.restored) - fault.restored),
-            last_failure=max(0.0, max(failing, default=fault.restored) - fault.restored))
+            last_failure=max(0.0, max(failing, default=fault.restored) - fault.restored),
+            failures_after_restore=sum(1 for at in failing if at >= fault.restored))
     return out
 
 
