@@ -267,7 +267,8 @@ def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, Recovery]
         window = [a for a in answers if a.own and fault.started <= a.at < until]
         failing = [a.at for a in window if a.status != "200"]
         ok = [a.at for a in window if a.status == "200" and a.at >= fault.restored]
-        out[fault.name] = Recovery(
+        key = fault.name if fault.name not in out else f"{fault.name} #{k + 1}"
+        out[key] = Recovery(
             held=fault.restored - fault.started, failed=len(failing),
             first_ok=max(0.0, min(ok, default=fault.restored) - fault.restored),
             last_failure=max(0.0, max(failing, default=fault.restored) - fault.restored),
