@@ -101,47 +101,47 @@ class Logins:
         failed = SecretRejected("invalid_credentials")
         if not key or not password or len(key) > 254 or len(password) > 1024:
             raise InvalidInput("bad_request", "login" if not key else "password")
-        attempt = await self._regulator.reserve("account", key, client_ip=client_ip)
-        if not attempt.allowed:
-            # Refused before any hashing: a password flood against a locked login costs
-            # no Argon2 at all. The answer is the one a wrong password gets.
-            await self._regulator.fail(attempt)
-            log.info("password login refused: attempts over the limit")
-            raise failed
-        account = await self._accounts.by_login(key)
-        stored = await self._accounts.password_hash(account.id) if account else None
-        ok = await self._hashing.verify(stored, password)  # always hashes: same time for unknown logins
-        if account is None or not ok:
-            await self._regulator.fail(attempt)
-            log.info("password login failed login_known=%s", account is not None)
-            raise failed
-        if account.totp_enabled:
-            # With TOTP the count is cleared only by the complete login: a known password
-            # gives back its own reservation but must not reset the TOTP failures (else
-            # codes could be guessed max_failures - 1 at a time).
-            await self._regulator.release(attempt)
-        else:
-            await self._regulator.succeed(attempt)
-        if stored is not None and self._hashing.needs_rehash(stored):
-            await self._accounts.set_password_hash(account.id, await self._hashing.hash(password))
-        if account.totp_enabled:
-            data = session_data_for(account, ("password",), pending=True)
-        else:
-            data = session_data_for(account, ("password",))
-        token, session = await self._sessions.create(data)
-        return LoginResult(token, session)
+        async with self._regulator.reserved("account", key, client_ip=client_ip) as attempt:
+            if not attempt.allowed:
+                # Refused before any hashing: a password flood against a locked login costs
+                # no Argon2 at all. The answer is the one a wrong password gets.
+                await self._regulator.fail(attempt)
+                log.info("password login refused: attempts over the limit")
+                raise failed
+            account = await self._accounts.by_login(key)
+            stored = await self._accounts.password_hash(account.id) if account else None
+            ok = await self._hashing.verify(stored, password)  # always hashes: same time for unknown logins
+            if account is None or not ok:
+                await self._regulator.fail(attempt)
+                log.info("password login failed login_known=%s", account is not None)
+                raise failed
+            if account.totp_enabled:
+                # With TOTP the count is cleared only by the complete login: a known password
+                # gives back its own reservation but must not reset the TOTP failures (else
+                # codes could be guessed max_failures - 1 at a time).
+                await self._regulator.release(attempt)
+            else:
+                await self._regulator.succeed(attempt)
+            if stored is not None and self._hashing.needs_rehash(stored):
+                await self._accounts.set_password_hash(account.id, await self._hashing.hash(password))
+            if account.totp_enabled:
+                data = session_data_for(account, ("password",), pending=True)
+            else:
+                data = session_data_for(account, ("password",))
+            token, session = await self._sessions.create(data)
+            return LoginResult(token, session)
 
     async def _check_totp(self, account_id: str, login: str, code: str, client_ip: str) -> bool:
-        attempt = await self._regulator.reserve("account", login, client_ip=client_ip)
-        if not attempt.allowed:
-            await self._regulator.fail(attempt)
-            return False
-        secret = await self._accounts.totp_secret(account_id)
-        if secret is None or not await self._totp.verify(account_id, secret, code):
-            await self._regulator.fail(attempt)
-            return False
-        await self._regulator.succeed(attempt)
-        return True
+        async with self._regulator.reserved("account", login, client_ip=client_ip) as attempt:
+            if not attempt.allowed:
+                await self._regulator.fail(attempt)
+                return False
+            secret = await self._accounts.totp_secret(account_id)
+            if secret is None or not await self._totp.verify(account_id, secret, code):
+                await self._regulator.fail(attempt)
+                return False
+            await self._regulator.succeed(attempt)
+            return True
 
     async def totp(self, pending_token: str, code: str, *, client_ip: str) -> LoginResult:
         """Finish a pending password login with a TOTP code (new session id)."""
@@ -208,18 +208,18 @@ class Logins:
         self, data: SessionData, key: str, msisdn: str | None, code: str, client_ip: str
     ) -> bool:
         """An SMS step-up counts against the account as well as the number (reserved first)."""
-        attempt = await self._regulator.reserve("account", key, client_ip=None)
-        if not attempt.allowed:
-            await self._regulator.fail(attempt)
-            return False
-        number = self._sms.normalize(msisdn or data.bound_msisdn or "")
-        ok = number is not None and await self._may_use_line(data, number)
-        ok = ok and await self._sms.verify(number or "", code, client_ip=client_ip) is not None
-        if not ok:
-            await self._regulator.fail(attempt)
-            return False
-        await self._regulator.succeed(attempt)
-        return True
+        async with self._regulator.reserved("account", key, client_ip=None) as attempt:
+            if not attempt.allowed:
+                await self._regulator.fail(attempt)
+                return False
+            number = self._sms.normalize(msisdn or data.bound_msisdn or "")
+            ok = number is not None and await self._may_use_line(data, number)
+            ok = ok and await self._sms.verify(number or "", code, client_ip=client_ip) is not None
+            if not ok:
+                await self._regulator.fail(attempt)
+                return False
+            await self._regulator.succeed(attempt)
+            return True
 
     async def _may_use_line(self, data: SessionData, number: str) -> bool:
         """SMS step-up goes to a line of the session's own binding."""
@@ -270,24 +270,24 @@ class Logins:
         if first and not sms_code.strip():
             raise SecretRejected("sms_code_required")
         key = session.data.login or account_id
-        attempt = await self._regulator.reserve("account", key, client_ip=client_ip)
-        secret = await self._accounts.pending_totp(account_id) if attempt.allowed else None
-        if secret is None or not await self._totp.verify(account_id, secret, code):
-            await self._regulator.fail(attempt)
-            raise SecretRejected("invalid_code")
-        if first and not await self._proves_possession(account, sms_code, client_ip):
-            await self._regulator.fail(attempt)
-            raise SecretRejected("invalid_sms_code")
-        await self._regulator.succeed(attempt)
-        await self._accounts.activate_totp(account_id)
-        if self._notices is not None and account is not None:
-            await self._notices.totp_enrolled(account, language=language)
-        data = session.data
-        methods = data.methods if "totp" in data.methods else (*data.methods, "totp")
-        rotated = await self._sessions.rotate(token, methods=methods, second_factor_at=self._clock())
-        if rotated is None:
-            raise SecretRejected("session_required")
-        return LoginResult(*rotated)
+        async with self._regulator.reserved("account", key, client_ip=client_ip) as attempt:
+            secret = await self._accounts.pending_totp(account_id) if attempt.allowed else None
+            if secret is None or not await self._totp.verify(account_id, secret, code):
+                await self._regulator.fail(attempt)
+                raise SecretRejected("invalid_code")
+            if first and not await self._proves_possession(account, sms_code, client_ip):
+                await self._regulator.fail(attempt)
+                raise SecretRejected("invalid_sms_code")
+            await self._regulator.succeed(attempt)
+            await self._accounts.activate_totp(account_id)
+            if self._notices is not None and account is not None:
+                await self._notices.totp_enrolled(account, language=language)
+            data = session.data
+            methods = data.methods if "totp" in data.methods else (*data.methods, "totp")
+            rotated = await self._sessions.rotate(token, methods=methods, second_factor_at=self._clock())
+            if rotated is None:
+                raise SecretRejected("session_required")
+            return LoginResult(*rotated)
 
     async def _proves_possession(self, account: Account | None, sms_code: str, client_ip: str) -> bool:
         if account is None or self._possession is None:

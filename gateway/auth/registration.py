@@ -103,22 +103,22 @@ class Registrar:
         failed = SecretRejected("registration_failed")
         # Reserved before anything is looked up or compared: parallel guesses of a PUK,
         # an invoice number or a Kundenkennwort each take a count of their own.
-        attempt = await self._regulator.reserve("proof", ident, client_ip=client_ip)
-        if not attempt.allowed:
-            await self._regulator.fail(attempt)
-            raise failed
-        target = await self._resolve(self._directory, ident)
-        if target is None:
-            await self._regulator.fail(attempt)
-            raise failed
-        verdict = self._policy.can_register(target, proof_type)
-        if not verdict.allowed and verdict.hint_url:
-            await self._regulator.release(attempt)  # refused whatever the proof: none was compared
-            raise RegistrationRefused(verdict.reason, verdict.hint_url)
-        if not await self._proof_holds(target, proof_type, proof, client_ip):
-            await self._regulator.fail(attempt)
-            raise failed
-        await self._regulator.succeed(attempt)
+        async with self._regulator.reserved("proof", ident, client_ip=client_ip) as attempt:
+            if not attempt.allowed:
+                await self._regulator.fail(attempt)
+                raise failed
+            target = await self._resolve(self._directory, ident)
+            if target is None:
+                await self._regulator.fail(attempt)
+                raise failed
+            verdict = self._policy.can_register(target, proof_type)
+            if not verdict.allowed and verdict.hint_url:
+                await self._regulator.release(attempt)  # refused whatever the proof: none was compared
+                raise RegistrationRefused(verdict.reason, verdict.hint_url)
+            if not await self._proof_holds(target, proof_type, proof, client_ip):
+                await self._regulator.fail(attempt)
+                raise failed
+            await self._regulator.succeed(attempt)
         if not verdict.allowed or verdict.role is None or verdict.access_level is None:
             raise RegistrationRefused(verdict.reason or "registration_not_possible", verdict.hint_url)
         return target, verdict

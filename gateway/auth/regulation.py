@@ -29,8 +29,11 @@ and the client address, never a secret.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter
@@ -44,7 +47,7 @@ FailureKind = Literal["proof", "account", "sms", "client"]
 log = logging.getLogger("gateway.auth.regulation")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
     """One reserved attempt: whether it may be evaluated, and the counts it got."""
 
@@ -56,6 +59,8 @@ class Attempt:
     #: The client address's count including this attempt; None when locked or not counted.
     client_count: int | None
     allowed: bool
+    #: fail, succeed or release has settled it (see `Regulator.reserved`).
+    concluded: bool = field(default=False, compare=False)
 
 
 class Regulator:
@@ -94,8 +99,29 @@ class Regulator:
             allowed = allowed and client_count is not None and client_count <= self._s.client_max_failures
         return Attempt(kind, key, client_ip, count, client_count, allowed)
 
+    @asynccontextmanager
+    async def reserved(
+        self, kind: FailureKind, key: str, *, client_ip: str | None = None
+    ) -> AsyncIterator[Attempt]:
+        """`reserve`, and give the reservation back when the caller fails before settling it.
+
+        A dependency that fails after the reservation (the directory, the database, the
+        store) ends the request with 503 before any secret is judged; without this the
+        reservation would stay counted, and a short outage would lock the identifiers and
+        accounts of everybody who tried during it.
+        """
+        attempt = await self.reserve(kind, key, client_ip=client_ip)
+        try:
+            yield attempt
+        except Exception:
+            if not attempt.concluded:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    await self.release(attempt)
+            raise
+
     async def fail(self, attempt: Attempt) -> bool:
         """The attempt's secret was wrong (or it was refused); True when the key is locked now."""
+        attempt.concluded = True
         self.failures.labels(attempt.kind).inc()
         locked = attempt.count is None
         if attempt.count is not None and attempt.count >= self._s.max_failures:
@@ -120,11 +146,13 @@ class Regulator:
 
     async def succeed(self, attempt: Attempt) -> None:
         """A right secret that completes the proof: the key's count is cleared (not a running lock)."""
+        attempt.concluded = True
         await self._store.delete(f"fail:{attempt.kind}:{attempt.key}")
         await self._release_client(attempt)
 
     async def release(self, attempt: Attempt) -> None:
         """A right secret with more to prove (a password before its TOTP code): only this attempt is given back."""
+        attempt.concluded = True
         if attempt.count is not None:
             await self._store.decr(f"fail:{attempt.kind}:{attempt.key}")
         await self._release_client(attempt)

@@ -114,23 +114,23 @@ class SmsCodes:
         if number is None:
             return None
         code = code.strip()
-        attempt = await self._regulator.reserve("sms", number, client_ip=client_ip)
-        raw = await self._store.get(f"sms_code:{number}") if attempt.allowed else None
-        ok = False
-        if raw is not None:
-            record = json.loads(raw)
-            tries = await self._store.incr(f"sms_tries:{number}:{record['n']}", self._s.code_ttl_seconds)
-            matches = hmac.compare_digest(_digest(record["n"], code), record["h"])
-            if tries > self._s.max_tries:
-                await self._store.delete(f"sms_code:{number}")
-            elif matches:
-                ok = await self._store.pop(f"sms_code:{number}") is not None
-                if ok:  # the 30 s pause guards against pumping, not the next step of a flow (enrolment)
-                    await self._store.delete(f"sms_wait:{number}")
-            elif tries >= self._s.max_tries:
-                await self._store.delete(f"sms_code:{number}")
-        if not ok:
-            await self._regulator.fail(attempt)
-            return None
-        await self._regulator.succeed(attempt)
-        return number
+        async with self._regulator.reserved("sms", number, client_ip=client_ip) as attempt:
+            raw = await self._store.get(f"sms_code:{number}") if attempt.allowed else None
+            ok = False
+            if raw is not None:
+                record = json.loads(raw)
+                tries = await self._store.incr(f"sms_tries:{number}:{record['n']}", self._s.code_ttl_seconds)
+                matches = hmac.compare_digest(_digest(record["n"], code), record["h"])
+                if tries > self._s.max_tries:
+                    await self._store.delete(f"sms_code:{number}")
+                elif matches:
+                    ok = await self._store.pop(f"sms_code:{number}") is not None
+                    if ok:  # the 30 s pause guards against pumping, not the next step of a flow (enrolment)
+                        await self._store.delete(f"sms_wait:{number}")
+                elif tries >= self._s.max_tries:
+                    await self._store.delete(f"sms_code:{number}")
+            if not ok:
+                await self._regulator.fail(attempt)
+                return None
+            await self._regulator.succeed(attempt)
+            return number

@@ -112,3 +112,31 @@ async def test_whole_flow_on_redis(tmp_path, clock, db, demo_directory, authoriz
         assert (
             await client.get("/auth/me", headers={"Authorization": f"Bearer {r.json()['token']}"})
         ).status_code == 200
+
+
+async def test_a_dependency_failing_after_the_reservation_gives_it_back(store) -> None:
+    """A short outage (directory, database) after `reserve` must not count as attempts: without
+    the give-back, three 503s here would lock the identifier for everybody."""
+    reg = Regulator(store, RegulationSettings(max_failures=3, client_max_failures=100), CollectorRegistry())
+
+    class Outage(Exception):
+        pass
+
+    for _ in range(5):
+        try:
+            async with reg.reserved("proof", "1000010", client_ip="10.0.0.9"):
+                raise Outage
+        except Outage:
+            pass
+    async with reg.reserved("proof", "1000010", client_ip="10.0.0.9") as attempt:
+        assert attempt.allowed and attempt.count == 1
+        await reg.succeed(attempt)
+    # A settled attempt is not given back: a wrong secret followed by an error still counts.
+    for _ in range(3):
+        try:
+            async with reg.reserved("proof", "1000020") as attempt:
+                await reg.fail(attempt)
+                raise Outage
+        except Outage:
+            pass
+    assert await reg.locked("proof", "1000020")
