@@ -240,7 +240,11 @@ def build_app(
         tracing=tracing,
     )
     pipeline = ProxyPipeline(
-        stages=stages, upstreams=pool, metrics=metrics, trusted_peers=TrustedProxies(settings.server.trusted_proxies)
+        stages=stages,
+        upstreams=pool,
+        metrics=metrics,
+        trusted_peers=TrustedProxies(settings.server.trusted_proxies),
+        after_forward=components.after_forward,
     )
 
     async def upstreams_ready() -> tuple[str, bool, str]:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,6 +62,8 @@ class Components:
     #: Called on SIGHUP (policy reload and the like).
     on_reload: list[Hook] = field(default_factory=list)
     message_lookup: Callable[[str, str], str | None] | None = None
+    #: Run by the proxy after the backend answered (scope, status), e.g. critical-action notices.
+    after_forward: list[Callable[[Mapping[str, object], int], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_components(
@@ -191,5 +193,6 @@ def build_components(
             stop_policy_watch, *auth.on_shutdown, *(oidc.on_shutdown if oidc else []), stop_directory_cache, close_all
         ],
         on_reload=[reload_policy],
+        after_forward=auth.after_forward,
         message_lookup=message_lookup,
     )

@@ -15,7 +15,7 @@ demo, and returns an `AuthComponent`:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from gateway.auth.config import AuthConfig, load_auth_config
 from gateway.auth.cookies import CookiePolicy
 from gateway.auth.crypto import SecretBox, resolve_encryption_key
 from gateway.auth.login import Logins
-from gateway.auth.notices import Notices
+from gateway.auth.notices import CriticalActionNotices, Notices
 from gateway.auth.origin import CrossSiteCheck
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy, load_common_passwords
 from gateway.auth.phone import valid_country_code
@@ -64,6 +64,8 @@ class AuthComponent:
     #: The outbox file of the embedded SMS sender (``make demo`` prints it), else None.
     sms_outbox: Path | None = None
     extra_authenticators: list[Authenticator] = field(default_factory=list)
+    #: Run by the proxy after the backend answered (scope, status): critical-action notices.
+    after_forward: list[Callable[[Mapping[str, object], int], Awaitable[None]]] = field(default_factory=list)
 
 
 def build_sms_sender(settings: Settings, config: AuthConfig, clock: Callable[[], float]) -> SmsSender:
@@ -205,4 +207,11 @@ def build_auth(
         on_shutdown=[close_sender],
         services=services,
         sms_outbox=sender.path if isinstance(sender, OutboxSender) else None,
+        after_forward=[CriticalActionNotices(notices, directory, lambda: _permissions(authorizer))],
     )
+
+
+def _permissions(policy: object) -> Mapping[str, str]:
+    """The policy's declared action kinds (empty for a policy stand-in without an engine)."""
+    permissions = getattr(getattr(policy, "engine", None), "permissions", None)
+    return permissions if isinstance(permissions, Mapping) else {}

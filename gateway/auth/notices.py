@@ -13,14 +13,17 @@ the seed is active); the failure is logged and counted, never swallowed silently
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from typing import Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.auth.accounts import Account
 from gateway.auth.sms_senders import SmsSender
 from gateway.directory.base import Directory
+from gateway.middleware.context import PRINCIPAL_KEY, ROUTE_KEY
 
-__all__ = ["NOTICE_TEXTS", "Notices", "lines_of_account"]
+__all__ = ["NOTICE_TEXTS", "CriticalActionNotices", "Notices", "lines_of_account"]
 
 log = logging.getLogger("gateway.auth.notices")
 
@@ -54,7 +57,16 @@ ACTION_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
-async def lines_of_account(directory: Directory, account: Account) -> list[str]:
+class Bound(Protocol):
+    """What an account and a principal share: the binding a notice is addressed by."""
+
+    @property
+    def bound_msisdn(self) -> str | None: ...
+    @property
+    def bound_customer(self) -> str | None: ...
+
+
+async def lines_of_account(directory: Directory, account: Bound) -> list[str]:
     """The lines an account speaks for: its own line, else the lines of its customer."""
     if account.bound_msisdn is not None:
         return [account.bound_msisdn]
@@ -104,3 +116,29 @@ class Notices:
                 log.error("notice %s to a line failed: %s", kind, type(exc).__name__)
                 continue
             self.sent.labels(kind, "sent").inc()
+
+
+class CriticalActionNotices:
+    """Called by the proxy after the backend answered: a 2xx to a critical action → a notice.
+
+    The notice goes to the lines of the person who acted (their line, or their customer's
+    lines), so a fraudster's replacement SIM is announced on the phone it is meant to replace.
+    """
+
+    def __init__(
+        self, notices: Notices, directory: Directory, permissions: Callable[[], Mapping[str, str]]
+    ) -> None:
+        self._notices = notices
+        self._directory = directory
+        self._permissions = permissions
+
+    async def __call__(self, scope: Mapping[str, object], status: int) -> None:
+        route = scope.get(ROUTE_KEY)
+        principal = scope.get(PRINCIPAL_KEY)
+        action = getattr(route, "action", None)
+        if not 200 <= status < 300 or principal is None or not isinstance(action, str):
+            return
+        if self._permissions().get(action) != "critical":
+            return
+        bound = cast(Bound, principal)
+        await self._notices.critical_action(await lines_of_account(self._directory, bound), action)

@@ -12,6 +12,8 @@ unknown path is a plain 404.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from starlette.types import Receive, Scope, Send
@@ -30,6 +32,8 @@ from gateway.tracing import Tracing, TracingSettings, parse_traceparent
 from gateway.upstream import UpstreamPool
 
 __all__ = ["Admission", "DecisionStages", "ProxyPipeline"]
+
+log = logging.getLogger("gateway.pipeline")
 
 
 class Admission(NamedTuple):
@@ -118,7 +122,10 @@ class ProxyPipeline:
         upstreams: UpstreamPool,
         metrics: GatewayMetrics,
         trusted_peers: TrustedProxies | None = None,
+        after_forward: Sequence[Callable[[Mapping[str, object], int], Awaitable[None]]] = (),
     ) -> None:
+        #: Run once the backend answered (critical-action notices); a failing one is logged only.
+        self.after_forward = tuple(after_forward)
         self.stages = stages
         self.upstreams = upstreams
         self.metrics = metrics
@@ -161,3 +168,8 @@ class ProxyPipeline:
                 kind = "timeout" if exc.status_code == 504 else exc.reason
                 self.metrics.upstream_errors.labels(admission.upstream, kind).inc()
                 raise
+        for hook in self.after_forward:
+            try:
+                await hook(scope, int(scope[STATUS_KEY]))
+            except Exception as exc:  # the answer is sent; a notice must not turn it into an error
+                log.error("after-forward hook failed: %s", type(exc).__name__)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from tests.integration.conftest import Portal, portal  # noqa: F401, F811 - the real gateway fixture
 from tests.integration.test_roles import register
 
@@ -24,3 +27,21 @@ async def test_sophie_lifts_a_barring_after_an_sms_step_up(portal: Portal) -> No
         r = await c.delete(ROAMING, headers=h)
         assert r.status_code == 200, r.text
         assert r.json()["lifted"] == "roaming"
+        # The critical action was announced on her line, without any secret; the refused try was not.
+        texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines() if json.loads(x)["to"] == SOPHIE]
+        notices = [t for t in texts if "Sperre wurde aufgehoben" in t]
+        assert len(notices) == 1, texts
+        assert not re.search(r"\b\d{6}\b", notices[0])
+
+
+async def test_a_replacement_sim_is_announced_on_the_line(portal: Portal) -> None:  # noqa: F811
+    async with portal.client() as c:
+        h = await register(c, "sophie.wagner@example.at", SOPHIE, "puk", "20202020")
+        await c.post("/auth/sms/send", json={"msisdn": SOPHIE})
+        r = await c.post("/auth/step-up", headers=h,
+                         json={"method": "sms", "msisdn": SOPHIE, "code": portal.last_sms_code(SOPHIE)})
+        h = {"Authorization": "Bearer " + r.json()["token"]}
+        r = await c.post(f"/api/lines/{SOPHIE}/sim/swap", headers=h, json={"sim_type": "esim"})
+        assert 200 <= r.status_code < 300, r.text
+        texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines() if json.loads(x)["to"] == SOPHIE]
+        assert any("Ersatz-SIM wurde bestellt" in t for t in texts), texts
