@@ -151,7 +151,7 @@ def _decisions(args: argparse.Namespace) -> int:
         resource_type=resource_type or None, resource_id=resource_id or None,
         since=since, until=until, routes=routes,
     )
-    return run(path, flt, summary=args.summary, as_json=args.json, follow_mode=args.follow)
+    return run(path, flt, summary=args.summary, as_json=args.json, follow_mode=args.follow, shadow=args.shadow)
 
 
 def _version() -> str:
@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--since", help="ISO 8601 time, or a span back from now: 15m, 2h, 1d")
     decisions.add_argument("--until", help="ISO 8601 time, or a span back from now")
     decisions.add_argument("--summary", action="store_true", help="counts instead of records")
+    decisions.add_argument("--shadow", action="store_true",
+                           help="the shadow policy's disagreement records instead of the decisions")
     decisions.add_argument("--json", action="store_true", help="print the matching JSON lines as they are")
     decisions.add_argument("--follow", "-f", action="store_true",
                            help="print the matches so far, then each new one (like tail -n +1 -f)")

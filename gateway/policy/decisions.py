@@ -88,7 +88,9 @@ class Skipped:
     lines: int = 0
 
 
-def _records(lines: Iterable[str], skipped: Skipped) -> Iterator[tuple[str, dict[str, Any]]]:
+def _records(
+    lines: Iterable[str], skipped: Skipped, shadow: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
     for line in lines:
         text = line.strip()
         if not text:
@@ -101,11 +103,17 @@ def _records(lines: Iterable[str], skipped: Skipped) -> Iterator[tuple[str, dict
         if not isinstance(rec, dict) or "decision_id" not in rec or "outcome" not in rec:
             skipped.lines += 1
             continue
+        if rec.get("shadow_outcome") is not None and not shadow:
+            continue  # a shadow policy's disagreement, not a decision of its own
         yield text, rec
 
 
-def query(lines: Iterable[str], flt: DecisionFilter, skipped: Skipped) -> Iterator[tuple[str, dict[str, Any]]]:
-    return ((text, rec) for text, rec in _records(lines, skipped) if flt.matches(rec))
+def query(
+    lines: Iterable[str], flt: DecisionFilter, skipped: Skipped, *, shadow: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Matching decision records; with `shadow`, the shadow policy's disagreement records instead."""
+    return ((text, rec) for text, rec in _records(lines, skipped, shadow) if flt.matches(rec)
+            and (not shadow or rec.get("shadow_outcome") is not None))
 
 
 def render(rec: dict[str, Any]) -> str:
@@ -167,6 +175,7 @@ def run(
     summary: bool,
     as_json: bool,
     follow_mode: bool,
+    shadow: bool = False,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
 ) -> int:
@@ -181,12 +190,12 @@ def run(
     with stream:
         if follow_mode:
             try:
-                for text, rec in query(follow(stream), flt, skipped):
+                for text, rec in query(follow(stream), flt, skipped, shadow=shadow):
                     print(text if as_json else render(rec), file=out, flush=True)
             except KeyboardInterrupt:
                 return 0
             return 0
-        matched = query(stream, flt, skipped)
+        matched = query(stream, flt, skipped, shadow=shadow)
         if summary:
             print(summarize(rec for _, rec in matched), file=out)
         else:

@@ -39,6 +39,10 @@ def log(tmp_path: Path) -> Path:
              action="change_tariff", resource_id="436641000040"),
     ]
     path = tmp_path / "decisions.jsonl"
+    # A shadow policy's disagreement: a record of its own with the same decision id.
+    records.append(_rec(59, subject="line:436641000040", outcome="deny", reason="line_user_scope",
+                        action="change_tariff", resource_id="436641000040", shadow_outcome="allow",
+                        shadow_reason="allowed", shadow_revision="y"))
     lines = [json.dumps(r) for r in records]
     lines.insert(2, '{"half a record": ')  # a line cut by a full disk
     path.write_text("\n".join(lines) + "\n")
@@ -74,7 +78,9 @@ def test_filters_by_time_resource_and_route(log: Path, capsys: pytest.CaptureFix
 
 def test_summary_counts(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = _run(capsys, str(log), "--summary")
-    assert out.startswith("5 decisions")
+    assert out.startswith("5 decisions")  # the shadow record is not a decision of its own
+    _, out, _ = _run(capsys, str(log), "--shadow", "--json")
+    assert [json.loads(x)["shadow_outcome"] for x in out.splitlines()] == ["allow"]
     assert "       2  line_user_scope" in out
     assert "       2  line:436641000040" in out
 
