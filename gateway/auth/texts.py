@@ -179,6 +179,10 @@ UI_TEXTS: dict[str, tuple[str, str]] = {
     "totp_on": ("eingerichtet", "set up"),
     "totp_off": ("nicht eingerichtet", "not set up"),
     "totp_setup": ("Authenticator-App einrichten", "Set up an authenticator app"),
+    "totp_replace": (
+        "Authenticator-App ersetzen (mit frischer Bestätigung)",
+        "Replace the authenticator app (needs a fresh confirmation)",
+    ),
     "enroll_title": ("Authenticator-App einrichten", "Set up an authenticator app"),
     "enroll_start": ("Neuen Schlüssel erzeugen", "Create a new key"),
     "enroll_scan": (

@@ -220,6 +220,8 @@ async def test_html_flow_register_enrol_logout_login_with_totp(env) -> None:
         headers=BROWSER,
     )
     assert r.status_code == 303 and r.headers["location"] == "/auth/account?totp=1"
+    account = await env.client.get("/auth/account")
+    assert "Authenticator-App ersetzen" in account.text and "App einrichten</a>" not in account.text
     r = await form_post(env, "/auth/account", "/auth/logout", {})
     assert r.status_code == 303 and r.headers["location"].startswith("/auth/login")
     assert (await env.client.get("/auth/me")).status_code == 401
