@@ -79,10 +79,10 @@ def test_filters_by_time_resource_and_route(log: Path, capsys: pytest.CaptureFix
 def test_summary_counts(log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = _run(capsys, str(log), "--summary")
     assert out.startswith("5 decisions")  # the shadow record is not a decision of its own
-    _, out, _ = _run(capsys, str(log), "--shadow", "--json")
-    assert [json.loads(x)["shadow_outcome"] for x in out.splitlines()] == ["allow"]
     assert "       2  line_user_scope" in out
     assert "       2  line:436641000040" in out
+    _, out, _ = _run(capsys, str(log), "--shadow", "--json")
+    assert [json.loads(x)["shadow_outcome"] for x in out.splitlines()] == ["allow"]
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]) -> None:
