@@ -61,7 +61,7 @@ class TotpSettings:
     #: e.g. ``openssl rand -base64 32``); required unless auth.demo = true.
     encryption_key: str = ""
     #: The issuer shown in authenticator apps.
-    issuer: str = "Business Portal"
+    issuer: str = "Kundenportal"  # the name the portal's pages show (texts "portal")
     digits: int = 6
     period_seconds: int = 30
     #: Steps accepted either side of now (DOMAIN: ±1).

@@ -102,3 +102,13 @@ async def test_a_line_account_confirms_with_a_code_to_its_own_line(env) -> None:
         headers=bearer(token),
     )
     assert r.status_code == 200, r.text
+
+
+async def test_the_authenticator_app_shows_the_portals_name(env) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    token = await register_with_kundenkennwort(env)
+    uri = (await env.client.post("/auth/totp/enroll", headers=bearer(token))).json()["uri"]
+    page = await env.client.get("/auth/login")
+    brand = page.text.split('<p class="brand">')[1].split("<")[0]
+    assert parse_qs(urlsplit(uri).query)["issuer"] == [brand]
