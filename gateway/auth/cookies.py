@@ -73,11 +73,13 @@ def without(header_value: bytes | str, *names: str) -> bytes | None:
     it is not ours to judge.
     """
     raw = header_value.encode("latin-1") if isinstance(header_value, str) else header_value
-    drop = {name.encode("latin-1") for name in names}
+    drop = set(names)
+    # A name is read exactly as `parse` reads it (str.strip: also NBSP and other Unicode
+    # spaces), so no spelling that `parse` would take for a session cookie survives the cut.
     kept = [
         chunk.strip()
         for chunk in raw.split(b";")
-        if chunk.strip() and chunk.partition(b"=")[0].strip() not in drop
+        if chunk.strip() and chunk.partition(b"=")[0].decode("latin-1").strip() not in drop
     ]
     return b"; ".join(kept) if kept else None
 

@@ -38,3 +38,12 @@ def test_without_keeps_the_rest_byte_for_byte() -> None:
     assert without(b"a=1;b=2", SESSION) == b"a=1; b=2"
     assert without(f"a=1; pg_csrf=c; {SESSION}=t", SESSION, "pg_csrf") == b"a=1"
     assert without(b"bare; x=1", "x") == b"bare"
+
+
+def test_without_reads_names_as_parse_does() -> None:
+    """A name `parse` takes for the session cookie (here with a leading no-break space) is cut too."""
+    from gateway.auth.cookies import parse, without
+
+    header = b"\xa0__Host-pg_session=secret; consent=yes"
+    assert parse(header.decode("latin-1"))["__Host-pg_session"] == "secret"
+    assert without(header, "__Host-pg_session") == b"consent=yes"
