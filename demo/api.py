@@ -40,8 +40,8 @@ _SEGMENT_OF_CONTRACT = {
 }
 _BLOCK_REASONS = ("lost", "stolen", "damaged", "other")
 _SIM_TYPES = ("esim", "physical")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 /-]{5,20}$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"\+?[0-9][0-9 /-]{5,20}")
 
 
 def money(cents: int, *, vat_included: bool | None = None) -> dict[str, Any]:
@@ -658,10 +658,10 @@ class PortalApi:
             )
         state = self.state.customers[number]
         email = optional_str(body, "email", max_length=254)
-        if email is not None and not _EMAIL.match(email):
+        if email is not None and not _EMAIL.fullmatch(email):
             raise ApiError(422, "invalid_request", "email is not a valid address")
         phone = optional_str(body, "phone", max_length=30)
-        if phone is not None and not _PHONE.match(phone):
+        if phone is not None and not _PHONE.fullmatch(phone):
             raise ApiError(422, "invalid_request", "phone is not a valid phone number")
         contact = optional_str(body, "contact_person")
         address_fields: dict[str, str] = {}
