@@ -1,4 +1,4 @@
-"""The portal API of DOMAIN.md section 5, every row, over one `PortalState`.
+"""The portal API of docs/domain.md section 5, every row, over one `PortalState`.
 
 The backend trusts the gateway to have decided *whether* the caller may do this (that is the
 gateway's job); it checks *what* is asked: ids exist (else 404), bodies are JSON objects with
@@ -88,7 +88,7 @@ def _iban_valid(iban: str) -> bool:
 
 
 class PortalApi:
-    """Handlers of the portal API; `routes()` lists them exactly as DOMAIN.md section 5."""
+    """Handlers of the portal API; `routes()` lists them exactly as docs/domain.md section 5."""
 
     def __init__(self, state: PortalState) -> None:
         self.state = state

@@ -1,7 +1,7 @@
 """Verify the gateway's `X-Portal-Assertion`, as a real backend behind the gateway would.
 
-The gateway signs, per forwarded request, a short-lived JWT (TEAM-CONTRACTS.md, "Data plane to
-backends"). A backend must not trust the plain `X-Portal-*` headers alone: anyone who reaches the
+The gateway signs, per forwarded request, a short-lived JWT (docs/deployment.md, "Backends: verify
+`X-Portal-Assertion`"). A backend must not trust the plain `X-Portal-*` headers alone: anyone who reaches the
 backend directly could send them. It trusts the signature, checked against the gateway's JWKS,
 and binds the token to this very request (`htm` = method, `htu` = the exact raw path), so an
 assertion captured for `GET /api/lines/A/usage` cannot be replayed on another path or method.
@@ -41,7 +41,7 @@ __all__ = [
     "raw_request_path",
 ]
 
-#: "EdDSA" is what the gateway sends (TEAM-CONTRACTS.md); "Ed25519" is its RFC 9864 name.
+#: "EdDSA" is what the gateway sends (docs/deployment.md); "Ed25519" is its RFC 9864 name.
 ALLOWED_ALGORITHMS: frozenset[str] = frozenset({"EdDSA", "Ed25519", "ES256"})
 _REQUIRED_CLAIMS: tuple[str, ...] = (
     "iss",

@@ -1,7 +1,7 @@
-"""The demo world: frozen, made-up data for the people of DOMAIN.md section 4.
+"""The demo world: frozen, made-up data for the people of docs/domain.md section 4.
 
 Every id (persons, customers, contracts, lines, invoices, VPN, add-ons, barrings) is the one
-fixed in docs/dev/TEAM-CONTRACTS.md, so the directory, the policy tests, the docs and this
+fixed in docs/domain.md section 7, so the directory, the policy tests, the docs and this
 backend agree. Everything here is immutable; `demo.state.PortalState` makes the per-app
 mutable copy that PUT/POST/DELETE change. Money is kept in euro cents (int), never float.
 """

@@ -208,8 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.set_defaults(func=_decisions)
 
     for module_name in _GROUPS:
-        if importlib.util.find_spec(module_name) is None:
-            continue
         module = importlib.import_module(module_name)
         register: Callable[[Any], Any] = module.register
         register(sub)

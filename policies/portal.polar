@@ -1,6 +1,6 @@
 # portal.polar: who may do what in the business self-care portal.
 #
-# The rules are DOMAIN.md sections 1-3. How the gateway uses this file:
+# The rules are docs/domain.md sections 1-3. How the gateway uses this file:
 #   1. has_relation(user, resource)  false       -> not_found (404; existence never leaks)
 #   2. allow(user, action, resource) true        -> allow
 #   3. step_up(user, action, resource) true      -> step_up (401, second factor needed;
@@ -16,7 +16,7 @@
 # ServiceClient (a client-credentials token: client_id, provider, scopes, has_scope(s)),
 # Customer, Contract, Line, Invoice, VpnContract, Account, RegistrationTarget.
 # Write each allow rule with the action as a literal in its head: the engine's rule
-# index then skips every other action's rules (POLAR-NOTES.md, cost model).
+# index then skips every other action's rules (docs/polar.md, cost model).
 
 # ---------------------------------------------------------------- actions (DOMAIN 2)
 # kind: "read" | "change" (contractual/security change) | "protective" (a change a

@@ -3,7 +3,7 @@
 The table ``auth_accounts`` sits on the shared `gateway.database.Base`, next to
 the directory (one database, one Alembic history: revision ``0101_accounts``).
 An account is bound once, at registration or OIDC linking, to one thing
-(TEAM-CONTRACTS "How rights are derived"): ``role`` plus ``bound_customer`` and /
+(docs/domain.md section 6): ``role`` plus ``bound_customer`` and /
 or ``bound_msisdn``. The policy derives the account's reach from that binding
 and the directory; this module never decides permissions.
 

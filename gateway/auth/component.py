@@ -1,6 +1,6 @@
 """The auth component: builds every auth part once and hands the app what it mounts.
 
-`build_auth(...)` is the only constructor the lead's `gateway/app.py` calls. It
+`build_auth(...)` is the only constructor `gateway/app.py` calls. It
 reads the ``[auth]``, ``[sessions]``, ``[totp]``, ``[sms]``, ``[regulation]`` and
 ``[web]`` sections, refuses to start without ``totp.encryption_key`` outside a
 demo, and returns an `AuthComponent`:
@@ -108,7 +108,7 @@ def build_auth(
     if not valid_country_code(config.sms.country_code):
         raise SettingsError(f"{settings.source}: sms.country_code must be 1 to 3 digits without '+' or '00'")
     if a.password_min_length < 12:
-        raise SettingsError(f"{settings.source}: auth.password_min_length must be at least 12 (DOMAIN.md)")
+        raise SettingsError(f"{settings.source}: auth.password_min_length must be at least 12 (docs/domain.md)")
     key = resolve_encryption_key(
         config.totp.encryption_key,
         demo=a.demo,

@@ -2,7 +2,7 @@
 ``[sms]``, ``[regulation]`` and ``[web]``.
 
 Each is a frozen dataclass read with ``settings.section(Cls, "name")``; unknown
-keys are errors (see `gateway.settings`). Defaults are the rules of DOMAIN.md
+keys are errors (see `gateway.settings`). Defaults are the rules of docs/domain.md
 section 1, so an empty configuration is the documented behaviour.
 """
 

@@ -1,6 +1,6 @@
 """Portal passwords: the rules for a new password, and Argon2id hashing.
 
-Rules (DOMAIN.md section 1): at least 12 characters [seed]; not the identifier or
+Rules (docs/domain.md section 1): at least 12 characters [seed]; not the identifier or
 the login name, and not a common password [ours]. "Common" means in the shipped
 list (`data/common-passwords.txt`) or such a word followed only by digits and
 punctuation ("password2025!"), the way people stretch short passwords.

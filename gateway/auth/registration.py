@@ -1,4 +1,4 @@
-"""Registration by contract proof (DOMAIN.md section 1).
+"""Registration by contract proof (docs/domain.md section 1).
 
 Order of checks, chosen so that nothing leaks before a correct proof:
 

@@ -1,7 +1,7 @@
 """Brute-force regulation: attempt counters, lockouts, metrics and one log line per lockout.
 
 Like Authelia's regulator, built from config, a store and a clock; unlike it, TOTP
-and SMS-code failures are counted too (DOMAIN.md section 1).
+and SMS-code failures are counted too (docs/domain.md section 1).
 
 Counted *per identifier* (registration proofs: customer number or MSISDN), *per
 account* (password and TOTP: keyed by the normalized login, so an unknown login

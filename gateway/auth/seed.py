@@ -1,4 +1,4 @@
-"""The demo's registered account (TEAM-CONTRACTS "The demo world"): Anna Huber.
+"""The demo's registered account (docs/domain.md sections 4 and 7): Anna Huber.
 
 Only Anna is registered in the demo: login ``anna.huber@example.at``, password
 ``anna-portal-2025``, TOTP seed ``JBSWY3DPEHPK3PXP``, role "customer" bound to

@@ -1,4 +1,4 @@
-"""SMS-TAN codes: issue, limit and check them exactly as DOMAIN.md section 1 says.
+"""SMS-TAN codes: issue, limit and check them exactly as docs/domain.md section 1 says.
 
 - 6 digits from a CSPRNG (`secrets`), valid 5 minutes, single use, 3 tries per code;
 - a new code for the same number not before 30 s, at most 5 per number per hour

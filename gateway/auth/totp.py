@@ -2,7 +2,7 @@
 injected clock, refuse a step that was already used, and let the caller count
 every failure with the regulator.
 
-Parameters (DOMAIN.md section 1): 30 s step, 6 digits, SHA-1 (what authenticator
+Parameters (docs/domain.md section 1): 30 s step, 6 digits, SHA-1 (what authenticator
 apps expect), ±1 step. A used step is recorded in the store with
 `set_if_absent` under ``totp_used:<account>:<step>``: exactly one request (on any
 replica) can use a given step of an account, so a replayed code always fails.

@@ -164,10 +164,8 @@ def message_lookup(reason: str, language: str) -> str | None:
     found = reason_text(reason, language)
     if found is not None:
         return found
-    try:
-        from gateway.policy.reasons import REASONS, message
-    except ImportError:  # pragma: no cover - the policy package is part of the gateway
-        return None
+    from gateway.policy.reasons import REASONS, message
+
     return message(reason, language) if reason in REASONS else None
 
 

@@ -16,11 +16,7 @@ from gateway.database import Base
 
 # Import the modules that define tables so that autogenerate compares against them.
 for _module in ("gateway.directory.sql", "gateway.auth.accounts"):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
+    importlib.import_module(_module)
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -40,7 +40,7 @@ __all__ = ["DEMO_ACTORS", "main", "register"]
 
 _DEFAULTS = PolicySettings()
 
-#: --actor shortcuts for the people of the demo world (DOMAIN.md section 4).
+#: --actor shortcuts for the people of the demo world (docs/domain.md section 4).
 DEMO_ACTORS: dict[str, dict[str, Any]] = {
     "anna": {"role": "customer", "bound_customer": "1000001"},
     "markus": {"role": "customer", "bound_customer": "1000010"},

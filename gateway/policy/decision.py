@@ -1,6 +1,6 @@
 """The decision the gateway acts on (allow → forward, not_found → 404, ...).
 
-`Decision` is the contract with the lead's pipeline; `outcome` maps to HTTP in
+`Decision` is the contract with the pipeline; `outcome` maps to HTTP in
 one place outside this package (policy knows no HTTP):
 allow → forward; not_found → 404; deny → 403 with `reason`; step_up → 401 with
 an RFC 9470 challenge; unavailable → 503 (the directory could not answer).

@@ -31,7 +31,7 @@ __all__ = ["Change", "DiffReport", "PolicySourceError", "diff_policies", "read_p
 #: Example cells shown (and traced with --explain) per group.
 _EXAMPLES = 3
 
-#: Demo people (DOMAIN.md section 4) by their account binding, as `policy explain --actor` knows them.
+#: Demo people (docs/domain.md section 4) by their account binding, as `policy explain --actor` knows them.
 DemoActors = Mapping[str, Mapping[str, object]]
 
 _GROUP = {

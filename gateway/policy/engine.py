@@ -463,22 +463,18 @@ def load_engine(path: str | Path, **kwargs: Any) -> PolicyEngine:
 
 
 def read_route_actions(path: str | Path) -> list[tuple[str, str]]:
-    """(action, resource) of every non-public route in config/routes.toml ([] if absent)."""
-    import tomllib
+    """(action, resource) of every non-public route of the route table ([] if the file is absent).
+
+    Read with the one route-file parser (`gateway.routes.load_routes`), so the policy is
+    checked against exactly the table the gateway serves.
+    """
+    from gateway.routes import load_routes
 
     p = Path(path)
     if not p.is_file():
         return []
-    with p.open("rb") as fh:
-        data = tomllib.load(fh)
-    out: list[tuple[str, str]] = []
-    for route in data.get("route", []):
-        if route.get("public"):
-            continue
-        action, resource = route.get("action"), route.get("resource")
-        if isinstance(action, str) and isinstance(resource, str):
-            out.append((action, resource))
-    return out
+    table = load_routes(p)
+    return [(r.action, r.resource) for r in table.routes if not r.public and r.action and r.resource]
 
 
 def _polar_name(cls: type, classes: Mapping[str, type]) -> str:

@@ -9,7 +9,7 @@ precomputed ``step_up_fresh`` boolean instead of a timestamp.
 
 Relation checks are registered methods doing one set lookup each, so their cost
 does not grow with the number of lines of a customer (a list scan in Polar
-would: see POLAR-NOTES.md).
+would: see docs/polar.md).
 
 Polar names (`polar_classes()`): ``User`` (the actor; ``Actor`` is a reserved
 Polar name), ``ServiceClient`` (a client-credentials caller), ``Customer``,

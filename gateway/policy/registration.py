@@ -1,4 +1,4 @@
-"""Registration: which account a proof may create (DOMAIN.md section 1).
+"""Registration: which account a proof may create (docs/domain.md section 1).
 
 Auth checks the proof itself (hash compare, current invoice, SMS code); the
 *kind* of account it creates is policy, decided by ``can_register`` and

@@ -1,7 +1,7 @@
 """From (Principal, resource_type, resource_id) to the model values Polar decides on.
 
-Rights come from the account's *binding* (TEAM-CONTRACTS.md, "How rights are
-derived"), checked against the directory, never from the request:
+Rights come from the account's *binding* (docs/domain.md section 6,
+"How rights follow from an account's binding"), checked against the directory, never from the request:
 
 - "customer"        → full reach on that customer (holder or authorised person)
 - "business_member" → full reach on the Business Member customer of the line
@@ -36,10 +36,12 @@ from gateway.policy.model import (
     VpnContract,
 )
 from gateway.principal import Principal
+from gateway.routes import RESOURCE_TYPES as ROUTED_RESOURCE_TYPES
 
 __all__ = ["RESOURCE_TYPES", "Resolver", "UnknownResourceType", "service_client"]
 
-RESOURCE_TYPES = frozenset({"line", "contract", "invoice", "customer", "vpn", "account"})
+#: What a route can name (gateway/routes.py), plus the account a person manages themselves.
+RESOURCE_TYPES = ROUTED_RESOURCE_TYPES | {"account"}
 
 #: customer kind a full-reach role must be bound to
 _ROLE_CUSTOMER_KINDS = {

@@ -1,7 +1,7 @@
 """Policy decision tables (policies/tests/*.yaml) and the in-memory world they run in.
 
 A table names actors (by their account binding, as auth would produce them) and
-resources (``line:436641000020``; ids of the demo world of DOMAIN.md section 4,
+resources (``line:436641000020``; ids of the demo world of docs/domain.md section 4,
 or of resources the file adds inline under ``world:``), and lists the expected
 outcome of each action::
 
@@ -113,11 +113,8 @@ _RECORD_PATH = re.compile(r"\b(" + "|".join(_WORLD_LISTS) + r")\[(\d+)\]")
 def demo_world_path() -> Path:
     """demo/directory.yaml, the one demo world: shipped in the `demo` package (package data),
     else found under the current directory (a checkout without the package installed)."""
-    try:
-        packaged = resources.files("demo").joinpath("directory.yaml")
-    except ModuleNotFoundError:
-        packaged = None
-    candidates = [Path(str(packaged))] if packaged is not None else []
+    packaged = resources.files("demo").joinpath("directory.yaml")
+    candidates = [Path(str(packaged))]
     candidates.append(Path.cwd() / "demo" / "directory.yaml")
     for candidate in candidates:
         if candidate.is_file():
@@ -126,7 +123,7 @@ def demo_world_path() -> Path:
 
 
 def demo_world() -> World:
-    """The demo world of DOMAIN.md section 4, read from demo/directory.yaml."""
+    """The demo world of docs/domain.md section 4, read from demo/directory.yaml."""
     try:
         return load_world(demo_world_path())
     except WorldError as exc:

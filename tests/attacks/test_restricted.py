@@ -13,7 +13,7 @@ ANNA = "436641000001"
 
 
 def _actions(line: str, contract: str, customer: str) -> list[tuple[str, str, dict[str, str] | None]]:
-    """Every C/X action a restricted session must not perform (DOMAIN.md section 2)."""
+    """Every C/X action a restricted session must not perform (docs/domain.md section 2)."""
     return [
         ("PUT", f"/api/lines/{line}/tariff", {"tariff": "business-l"}),
         ("POST", f"/api/lines/{line}/addons", {"addon": "data-10gb"}),

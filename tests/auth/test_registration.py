@@ -1,4 +1,4 @@
-"""Registration by contract proof: each rule of DOMAIN.md section 1 as a request."""
+"""Registration by contract proof: each rule of docs/domain.md section 1 as a request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SMS-TAN: codes and limits exactly as DOMAIN.md, and the senders (outbox, real HTTP provider)."""
+"""SMS-TAN: codes and limits exactly as docs/domain.md, and the senders (outbox, real HTTP provider)."""
 
 from __future__ import annotations
 

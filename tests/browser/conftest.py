@@ -1,9 +1,7 @@
 """The whole gateway (real policy, auth pages, demo backend) on loopback sockets, for Chromium.
 
-The gateway is `gateway.app.build_app(settings)`. When the lead's `build_components` already
-wires auth (its control routes serve /auth/login) that is used as is; until then the fixture
-injects the same parts `build_components` is meant to build (store, SQLite accounts, demo
-directory, policy, auth), so the browser tests exercise the full request path either way.
+The gateway is `gateway.app.build_app(settings)`, built exactly as `portal-gateway serve` builds
+it, so the browser tests exercise the full request path.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,56 +66,6 @@ async def _serve(app: Any, sock: socket.socket) -> tuple[uvicorn.Server, asyncio
     return server, task
 
 
-async def _components(settings: Any, tmp: Path) -> Any:
-    """The parts of the gateway, as build_components is to build them (used until it does)."""
-    from prometheus_client import CollectorRegistry
-
-    from gateway.auth.component import build_auth
-    from gateway.auth.seed import seed_demo_accounts
-    from gateway.auth.web import message_lookup
-    from gateway.components import Components
-    from gateway.database import Database
-    from gateway.directory.memory import MemoryDirectory
-    from gateway.directory.proofs import ProofHasher, ProofHashers
-    from gateway.directory.world import load_world
-    from gateway.policy.authorizer import Authorizer
-    from gateway.store.memory import MemoryStore
-
-    cheap = ProofHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    directory = MemoryDirectory(
-        load_world(REPO / "demo" / "directory.yaml"), hashers=ProofHashers(kundenkennwort=cheap, puk=cheap)
-    )
-    db = Database(f"sqlite+aiosqlite:///{tmp}/accounts.db")
-    await db.migrate()
-    authorizer = Authorizer.from_settings(
-        settings, directory=directory, clock=time.time, registry=CollectorRegistry()
-    )
-    auth = build_auth(
-        settings,
-        store=MemoryStore(clock=time.time),
-        db=db,
-        directory=directory,
-        authorizer=authorizer,
-        clock=time.time,
-        registry=CollectorRegistry(),
-    )
-    assert auth.services is not None
-    await seed_demo_accounts(db, services=auth.services)
-
-    async def close_db() -> None:
-        await db.close()
-
-    return Components(
-        authenticators=list(auth.authenticators),
-        authorizer=authorizer,
-        control_routes=list(auth.routes),
-        ready_checks=list(auth.ready_checks),
-        on_startup=list(auth.on_startup),
-        on_shutdown=[*auth.on_shutdown, close_db],
-        message_lookup=message_lookup,
-    )
-
-
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Running]:
     if not Path(CHROMIUM).exists():
@@ -152,9 +99,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Running]:
         },
     )
     app = build_app(settings, access_log_stream=None)
-    probe = await _probe(app)
-    if not probe:
-        app = build_app(settings, components=await _components(settings, tmp_path), access_log_stream=None)
     backend = create_backend(jwks_url=gw_url + "/.well-known/jwks.json")
     servers = [await _serve(app, gw_sock), await _serve(backend, be_sock)]
     try:
@@ -163,18 +107,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Running]:
         for server, task in servers:
             server.should_exit = True
             await task
-
-
-async def _probe(app: Any) -> bool:
-    """True when the app as built by build_components serves the login page."""
-    import httpx
-
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
-        try:
-            return (await client.get("/auth/login")).status_code == 200
-        except Exception:
-            return False
 
 
 @pytest.fixture

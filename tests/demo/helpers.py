@@ -1,7 +1,7 @@
 """Test helpers for the demo backend: a tiny JWKS server and an assertion signer.
 
 Reusable by other test suites: `JwksServer` serves keys on a free loopback port (a real
-socket, in a thread), `Signer` makes assertions exactly as TEAM-CONTRACTS.md describes them.
+socket, in a thread), `Signer` makes assertions exactly as docs/deployment.md ("Backends: verify X-Portal-Assertion") describes them.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class JwksServer:
 
 
 class Signer:
-    """Signs assertions like the gateway: EdDSA, kid header, the claims of TEAM-CONTRACTS.md."""
+    """Signs assertions like the gateway: EdDSA, kid header, the claims docs/deployment.md lists."""
 
     def __init__(self, key: OKPKey | ECKey, *, alg: str = "EdDSA") -> None:
         self.key = key

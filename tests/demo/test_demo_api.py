@@ -1,4 +1,4 @@
-"""Every row of the DOMAIN.md section 5 API answers as documented; state changes stick."""
+"""Every row of the docs/domain.md section 5 API answers as documented; state changes stick."""
 
 from __future__ import annotations
 

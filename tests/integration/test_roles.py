@@ -1,4 +1,4 @@
-"""Each role of DOMAIN.md through the real gateway, policy, directory and demo backend.
+"""Each role of docs/domain.md through the real gateway, policy, directory and demo backend.
 
 The backend answers only with a valid gateway assertion and echoes who asked, so
 every 200 here also proves that the backend verified the signed statement.

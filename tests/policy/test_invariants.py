@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (table-driven cases read best one per line)
-"""Hypothesis: random worlds and principals; the six invariants of DOMAIN.md section 3 (the oracle of
+"""Hypothesis: random worlds and principals; the six invariants of docs/domain.md section 3 (the oracle of
 gateway/policy/invariants.py, which `policy diff` gates on) hold
 for every (principal, action, resource) against the real policy.
 

@@ -32,22 +32,9 @@ from gateway.auth.oidc.errors import OidcLoginFailed, TokenRejected
 from gateway.auth.oidc.lifetime import token_request
 from gateway.auth.oidc.provider import OidcProvider
 from gateway.auth.oidc.state import LoginState, LoginStates, random_token
+from gateway.auth.web import safe_next
 
-__all__ = ["CompletedLogin", "LoginFlow", "safe_next"]
-
-
-def safe_next(value: str | None, default: str) -> str:
-    """Only a local absolute path is a redirect target (no open redirect)."""
-    if (
-        not value
-        or len(value) > 1024
-        or not value.startswith("/")
-        or value.startswith(("//", "/\\"))
-    ):
-        return default
-    if any(ord(ch) < 0x21 or ch in "\\" for ch in value):
-        return default
-    return value
+__all__ = ["CompletedLogin", "LoginFlow"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class LinkRequest:
-    """An unknown (issuer, subject) giving the registration proof of DOMAIN.md section 1."""
+    """An unknown (issuer, subject) giving the registration proof of docs/domain.md section 1."""
 
     provider: str
     issuer: str

@@ -80,10 +80,8 @@ def credentials_of(request: Request) -> Credentials:
 
 
 def _client_ip(request: Request) -> str:
-    try:
-        from gateway.auth.web import client_ip
-    except ImportError:  # pragma: no cover - auth's helpers not there
-        return request.client.host if request.client else "unknown"
+    from gateway.auth.web import client_ip
+
     return client_ip(request)
 
 
