@@ -1,7 +1,8 @@
 """Test helpers for the demo backend: a tiny JWKS server and an assertion signer.
 
 Reusable by other test suites: `JwksServer` serves keys on a free loopback port (a real
-socket, in a thread), `Signer` makes assertions exactly as docs/deployment.md ("Backends: verify X-Portal-Assertion") describes them.
+socket, in a thread), `Signer` makes assertions exactly as docs/deployment.md describes them
+("Backends: verify X-Portal-Assertion").
 """
 
 from __future__ import annotations
