@@ -104,6 +104,8 @@ def return_to(scope: Scope | None) -> str | None:
 
     query = scope.get("query_string", b"").decode("latin-1")
     target = str(scope.get("path", "")) + ("?" + query if query else "")
+    if target.startswith(("/auth/", "/_gateway/")):  # the control plane is no place to return to
+        return None
     return safe_next(target, "") or None
 
 
@@ -122,7 +124,7 @@ def browser_redirect(exc: GatewayError, scope: Scope | None, accept: str) -> str
     if _header(scope, b"sec-fetch-mode") not in ("", "navigate"):
         return None
     target = return_to(scope)
-    if target is None or target.startswith("/auth/"):
+    if target is None:
         return None
     page = "/auth/step-up" if isinstance(exc, StepUpRequired) else "/auth/login"
     return page + "?next=" + quote(target, safe="/")
