@@ -64,7 +64,7 @@ parts:
 	  else echo "make test needs:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; fi
 
 pytest: venv idp parts
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=20
 
 test: lint typecheck policytest pytest
 
