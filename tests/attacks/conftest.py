@@ -223,4 +223,4 @@ async def clocked(tmp_path: Path) -> AsyncIterator[ClockedPortal]:
                              clock=clock)
     async with serve_asgi(backend, port_override=backend_port) as backend_url:
         async with serve_asgi(app, port_override=gw_port) as url:
-            yield ClockedPortal(url, backend_url, outbox, log, tmp_path, clock)
+            yield ClockedPortal(url, backend_url, outbox, log, tmp_path, clock=clock)
