@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -28,8 +29,14 @@ async def test_sophie_lifts_a_barring_after_an_sms_step_up(portal: Portal) -> No
         assert r.status_code == 200, r.text
         assert r.json()["lifted"] == "roaming"
         # The critical action was announced on her line, without any secret; the refused try was not.
-        texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines() if json.loads(x)["to"] == SOPHIE]
-        notices = [t for t in texts if "Sperre wurde aufgehoben" in t]
+        # The notice is sent once the answer is on its way: wait for it, do not race it.
+        for _ in range(100):
+            texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines()
+                     if json.loads(x)["to"] == SOPHIE]
+            notices = [t for t in texts if "Sperre wurde aufgehoben" in t]
+            if notices:
+                break
+            await asyncio.sleep(0.05)
         assert len(notices) == 1, texts
         assert not re.search(r"\b\d{6}\b", notices[0])
 
@@ -43,5 +50,11 @@ async def test_a_replacement_sim_is_announced_on_the_line(portal: Portal) -> Non
         h = {"Authorization": "Bearer " + r.json()["token"]}
         r = await c.post(f"/api/lines/{SOPHIE}/sim/swap", headers=h, json={"sim_type": "esim"})
         assert 200 <= r.status_code < 300, r.text
-        texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines() if json.loads(x)["to"] == SOPHIE]
+        # The notice is sent once the answer is on its way: wait for it, do not race it.
+        for _ in range(100):
+            texts = [json.loads(x)["text"] for x in portal.outbox.read_text().splitlines()
+                     if json.loads(x)["to"] == SOPHIE]
+            if any("Ersatz-SIM wurde bestellt" in t for t in texts):
+                break
+            await asyncio.sleep(0.05)
         assert any("Ersatz-SIM wurde bestellt" in t for t in texts), texts

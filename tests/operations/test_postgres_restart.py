@@ -143,7 +143,7 @@ async def test_postgres_restart_under_load(tmp_path: Path) -> None:
             await asyncio.to_thread(pg.start)
             phase[0] = "restarted"
             # Service comes back by itself: wait for a registration and a read to succeed again.
-            for _ in range(150):
+            for _ in range(600):
                 if writes[down[1]:] and writes[-1] in (200, 201) and reads[-2:] and reads[-2][1] == 200:
                     break
                 await asyncio.sleep(0.1)

@@ -84,12 +84,14 @@ def test_two_workers_one_scrape_shows_both(tmp_path: Path) -> None:
             # A new connection each time, so both workers take some. No backend runs: the
             # public route answers 502, which counts like any other answer.
             assert httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=5).status_code == 502
-        # The other worker's snapshot is at most one interval (1 s) old.
-        deadline = time.monotonic() + 10
+        # A worker's snapshot is at most one interval (1 s) old: once the sum is complete and two
+        # more intervals have passed, every scrape, whichever worker answers it, adds up the same.
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if _total(httpx.get(f"http://127.0.0.1:{ops_port}/_gateway/metrics", timeout=5).text) == sent:
                 break
             time.sleep(0.2)
+        time.sleep(2.5)
         for _ in range(6):
             text = httpx.get(f"http://127.0.0.1:{ops_port}/_gateway/metrics", timeout=5).text
             assert _total(text) == sent, text

@@ -306,7 +306,8 @@ async def test_decisions_map_to_status(gateway: Gateway, msisdn: str, status: in
     assert r.json()["error"] == error
     if status == 401:
         assert r.headers["www-authenticate"].startswith('Bearer error="insufficient_user_authentication"')
-        assert r.json()["step_up_url"] == "/auth/step-up"
+        # The step-up page brings the browser back to the action afterwards.
+        assert r.json()["step_up_url"] == f"/auth/step-up?next=/echo/lines/{msisdn}/usage"
 
 
 async def test_error_messages_in_german(gateway: Gateway) -> None:
