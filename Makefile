@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in $(PY_CANDIDATES); do \
 	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
 	    command -v $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp parts cluster soak
+.PHONY: demo test lint typecheck policytest pytest bench clean venv check-python idp axe parts cluster soak
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -37,6 +37,13 @@ tests/idp/node_modules/.installed: tests/idp/package.json tests/idp/package-lock
 
 idp: tests/idp/node_modules/.installed
 
+# axe-core for the accessibility audit of the login pages (tests/browser/test_accessibility.py).
+tests/browser/axe/node_modules/.installed: tests/browser/axe/package.json tests/browser/axe/package-lock.json
+	cd tests/browser/axe && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+axe: tests/browser/axe/node_modules/.installed
+
 demo: $(BIN)/.installed-demo
 	$(BIN)/portal-gateway demo
 
@@ -63,7 +70,7 @@ parts:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "make test needs:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; fi
 
-pytest: venv idp parts
+pytest: venv idp axe parts
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=20
 
 test: lint typecheck policytest pytest
@@ -81,4 +88,4 @@ soak: venv
 	$(BIN)/python -m deploy.chaos $(ARGS)
 
 clean:
-	rm -rf $(VENV) tests/idp/node_modules var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tests/idp/node_modules tests/browser/axe/node_modules var .mypy_cache .ruff_cache .pytest_cache
