@@ -1,5 +1,5 @@
-"""Real nginx and real Caddy, configured from config/edge/ as shipped, in front of the real
-demo backend, asking the real gateway (forward-auth enabled) for every decision.
+"""Real nginx and real Caddy, configured from deploy/nginx/forward-auth.conf and deploy/caddy/Caddyfile
+as shipped, in front of the real demo backend, asking the real gateway (forward-auth enabled) for every decision.
 
 One world per module: starting nginx, Caddy, the gateway and the backend costs seconds, and
 a TOTP code is accepted once, so each person logs in once. Under CI=true a missing nginx or
@@ -31,7 +31,8 @@ from tests.servers.gateway import serve_asgi
 from tests.servers.misbehaving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-EDGE = ROOT / "config" / "edge"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "forward-auth.conf"
+CADDYFILE = ROOT / "deploy" / "caddy" / "Caddyfile"
 ANNA_TOTP = "JBSWY3DPEHPK3PXP"
 
 
@@ -93,7 +94,7 @@ class World:
 
 
 def _replace(text: str, old: str, new: str) -> str:
-    assert old in text, f"config/edge no longer contains {old!r}: update the test harness"
+    assert old in text, f"the shipped edge config no longer contains {old!r}: update the test harness"
     return text.replace(old, new)
 
 
@@ -104,7 +105,7 @@ def _addresses(text: str, listen: int, gateway: int, backend: int) -> str:
 
 
 def nginx_conf(work: Path, listen: int, gateway: int, backend: int) -> str:
-    text = _addresses((EDGE / "nginx.conf").read_text(), listen, gateway, backend)
+    text = _addresses(NGINX_CONF.read_text(), listen, gateway, backend)
     # Everything nginx writes lives in the test's directory.
     temp = "".join(
         f"    {kind}_temp_path {work}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -195,7 +196,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, edge_binaries: tuple[s
     )
     (work / "nginx.conf").write_text(nginx_conf(work, nginx_port, gw_port, backend_port))
     (work / "Caddyfile").write_text(
-        _addresses((EDGE / "Caddyfile").read_text(), caddy_port, gw_port, backend_port)
+        _addresses(CADDYFILE.read_text(), caddy_port, gw_port, backend_port)
     )
     env = {**os.environ, "HOME": str(work), "XDG_DATA_HOME": str(work), "XDG_CONFIG_HOME": str(work)}
     async with serve_asgi(recorder, port_override=backend_port) as backend_url:
