@@ -47,6 +47,7 @@ from gateway.middleware.errors import send_error
 from gateway.middleware.forward_auth import mount_forward_auth
 from gateway.middleware.pipeline import DecisionStages, ProxyPipeline
 from gateway.ops import OpsListener, build_ops_app, health_route
+from gateway.policy.decision import Decision
 from gateway.routes import RouteTable, load_routes
 from gateway.settings import Settings, load_settings
 from gateway.tracing import Tracing, TracingSettings
@@ -62,12 +63,8 @@ _CONTROL_PREFIXES = ("auth", "_gateway", ".well-known")
 class _DenyAll:
     """Used only when no policy is configured: deny by default."""
 
-    async def authorize(self, *args: Any, **kwargs: Any) -> Any:
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            outcome="unavailable", reason="policy_unavailable", decision_id="-", hint_url=None
-        )
+    async def authorize(self, *args: Any, **kwargs: Any) -> Decision:
+        return Decision(outcome="unavailable", reason="policy_unavailable", decision_id="-", policy_revision="-")
 
 
 class _ErrorResponse(Response):

@@ -8,10 +8,11 @@ reason (VPN denials carry the My Business Station pointer); unavailable → 503.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable, StepUpRequired
 from gateway.metrics import GatewayMetrics
+from gateway.policy.decision import Decision
 from gateway.principal import Principal
 
 __all__ = ["AuthorizationStage", "AuthorizerLike"]
@@ -26,7 +27,7 @@ class AuthorizerLike(Protocol):
         resource_id: str | None,
         *,
         request_id: str,
-    ) -> Any: ...
+    ) -> Decision: ...
 
 
 class AuthorizationStage:
@@ -43,7 +44,7 @@ class AuthorizationStage:
         resource_type: str,
         resource_id: str | None,
         request_id: str,
-    ) -> Any:
+    ) -> Decision:
         try:
             decision = await self.authorizer.authorize(
                 principal, action, resource_type, resource_id, request_id=request_id
@@ -57,7 +58,7 @@ class AuthorizationStage:
         return decision
 
     @staticmethod
-    def enforce(decision: Any) -> None:
+    def enforce(decision: Decision) -> None:
         outcome = decision.outcome
         if outcome == "allow":
             return

@@ -24,6 +24,7 @@ from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.canonicalize import REQUEST_ID_KEY, SCOPE_KEY
 from gateway.middleware.errors import send_error
+from gateway.policy.decision import Decision
 from gateway.upstream import ClientGone
 
 __all__ = ["AccessLog", "ContextMiddleware"]
@@ -110,7 +111,7 @@ class ContextMiddleware:
             if scope.get(STATUS_KEY):
                 log.warning("error after the answer started: %s", error.reason)
             else:
-                decision = scope.get(DECISION_KEY)
+                decision: Decision | None = scope.get(DECISION_KEY)
                 try:
                     scope[STATUS_KEY] = error.status_code
                     await send_error(
@@ -120,8 +121,8 @@ class ContextMiddleware:
                         accept=accept.decode("latin-1"),
                         accept_language=accept_language.decode("latin-1"),
                         lookup=self.lookup,
-                        hint_url=getattr(decision, "hint_url", None),
-                        decision_id=getattr(decision, "decision_id", None),
+                        hint_url=decision.hint_url if decision is not None else None,
+                        decision_id=decision.decision_id if decision is not None else None,
                         scope=scope,
                     )
                 except OSError:

@@ -61,6 +61,7 @@ from gateway.middleware.context import DECISION_KEY, ROUTE_KEY, STATUS_KEY
 from gateway.middleware.credentials import CredentialFilter
 from gateway.middleware.errors import send_error
 from gateway.middleware.pipeline import DecisionStages
+from gateway.policy.decision import Decision
 
 __all__ = [
     "ANSWER_PATH",
@@ -304,9 +305,9 @@ class ForwardAuthMiddleware:
     async def _refuse_for_nginx(
         self, scope: Scope, headers: list[tuple[bytes, bytes]], exc: GatewayError, send: Send
     ) -> None:
-        decision = scope.get(DECISION_KEY)
-        decision_id = getattr(decision, "decision_id", None)
-        hint_url = getattr(decision, "hint_url", None)
+        decision: Decision | None = scope.get(DECISION_KEY)
+        decision_id = decision.decision_id if decision is not None else None
+        hint_url = decision.hint_url if decision is not None else None
         token = _answer_token(exc, decision_id, hint_url)
         status = 401 if exc.status_code == 401 else 403
 

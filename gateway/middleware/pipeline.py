@@ -98,7 +98,7 @@ class DecisionStages:
                                          "portal.decision_id": str(decision.decision_id)})
         scope[DECISION_KEY] = decision
         self.authorization.enforce(decision)
-        parts = getattr(decision, "visible_parts", None)
+        parts = decision.visible_parts
         with self.tracing.span("sign"):
             assertion = self.signer.sign(
                 principal,

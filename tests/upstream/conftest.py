@@ -6,7 +6,6 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from gateway.app import Components, build_app
 from gateway.auth.base import Credentials
 from gateway.errors import AuthenticationFailed
+from gateway.policy.decision import Decision
 from gateway.principal import Principal
 from gateway.routes import build_table
 from gateway.settings import load_settings
@@ -78,8 +78,8 @@ class ScriptedAuthorizer:
                         resource_id: str | None, *, request_id: str) -> Any:
         self.calls.append((principal.subject, action, resource_type, resource_id))
         outcome = {"1": "allow", "9": "not_found", "7": "step_up"}.get((resource_id or "x")[0], "deny")
-        return SimpleNamespace(outcome=outcome, reason="test_reason" if outcome == "deny" else "",
-                               decision_id="dec-1", hint_url=None, visible_parts=None)
+        return Decision(outcome=outcome, reason="test_reason" if outcome == "deny" else "",  # type: ignore[arg-type]
+                        decision_id="dec-1", policy_revision="test")
 
 
 @dataclass
