@@ -216,8 +216,9 @@ def build_app(
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = GatewayMetrics(registry)
+    tracing = Tracing(settings.section(TracingSettings, "tracing"))
     if components is None:
-        components = build_components(settings, registry=registry, clock=clock)
+        components = build_components(settings, registry=registry, clock=clock, tracing=tracing)
     routes = routes if routes is not None else load_routes(settings.path(settings.routes.path), settings.upstreams)
     keys = KeyStore(
         settings.path(settings.server.data_dir) / "keys",
@@ -228,7 +229,6 @@ def build_app(
     )
     signer = AssertionSigner.from_settings(keys, settings.signing, clock=clock)
     pool = UpstreamPool(settings.upstreams, max_body_bytes=settings.server.max_body_bytes, metrics=metrics)
-    tracing = Tracing(settings.section(TracingSettings, "tracing"))
     stages = DecisionStages(
         routes=routes,
         authentication=AuthenticationStage(components.authenticators),

@@ -37,6 +37,7 @@ from gateway.middleware.authorize import AuthorizerLike
 from gateway.policy.authorizer import Authorizer
 from gateway.settings import Settings
 from gateway.store import build_store
+from gateway.tracing import Tracing
 
 __all__ = ["Components", "Hook", "ReadyCheck", "build_components"]
 
@@ -67,7 +68,7 @@ class Components:
 
 
 def build_components(
-    settings: Settings, *, registry: CollectorRegistry, clock: Callable[[], float]
+    settings: Settings, *, registry: CollectorRegistry, clock: Callable[[], float], tracing: Tracing | None = None
 ) -> Components:
     store = build_store(settings, clock=clock)
     db = Database.from_settings(settings.database, base_dir=settings.base_dir)
@@ -84,7 +85,8 @@ def build_components(
     directory_cache = build_directory_cache(settings, sql_directory, clock=time.monotonic, registry=registry)
     if directory_cache is not None:
         directory = directory_cache.directory
-    authorizer = Authorizer.from_settings(settings, directory=directory, clock=clock, registry=registry)
+    authorizer = Authorizer.from_settings(settings, directory=directory, clock=clock, registry=registry,
+                                          tracing=tracing)
     auth = build_auth(
         settings, store=store, db=db, directory=directory, authorizer=authorizer, clock=clock, registry=registry
     )

@@ -36,6 +36,7 @@ from gateway.policy.resolver import Resolver, UnknownResourceType
 from gateway.policy.shadow import ShadowCell, ShadowPolicy
 from gateway.principal import Principal
 from gateway.settings import PolicySettings, Settings
+from gateway.tracing import Tracing, TracingSettings
 
 __all__ = ["Authorizer"]
 
@@ -66,6 +67,8 @@ class Authorizer:
         self._fixed_route_actions = list(route_actions) if route_actions is not None else None
         self.directory = directory
         self.clock = clock
+        #: Spans for the resolve and decide steps (a shared no-op unless tracing is on).
+        self.tracing = Tracing(TracingSettings())
         self.resolver = Resolver(directory, clock)
         self.metrics = PolicyMetrics(registry if registry is not None else CollectorRegistry())
         self.decision_log = decision_log or DecisionLog(self.settings.decision_log, clock=clock)
@@ -99,8 +102,9 @@ class Authorizer:
         directory: Directory,
         clock: Callable[[], float],
         registry: CollectorRegistry,
+        tracing: Tracing | None = None,
     ) -> Authorizer:
-        return cls(
+        authorizer = cls(
             directory=directory,
             clock=clock,
             settings=settings.policy,
@@ -108,6 +112,9 @@ class Authorizer:
             registry=registry,
             routes_path=settings.path(settings.routes.path),
         )
+        if tracing is not None:
+            authorizer.tracing = tracing
+        return authorizer
 
     # ------------------------------------------------------------------ building
     def route_actions(self) -> list[tuple[str, str]]:
@@ -283,8 +290,9 @@ class Authorizer:
     ) -> tuple[Verdict, tuple[Caller, Resource] | None]:
         """The verdict, and the facts it was decided on (None when decided before the policy)."""
         try:
-            actor = await self.resolver.actor(principal)
-            resource = await self.resolver.resource(principal, resource_type, resource_id)
+            with self.tracing.span("resolve"):
+                actor = await self.resolver.actor(principal)
+                resource = await self.resolver.resource(principal, resource_type, resource_id)
         except DirectoryUnavailable:
             return Verdict("unavailable", "directory_unavailable"), None
         except UnknownResourceType:
@@ -297,7 +305,8 @@ class Authorizer:
             return Verdict("deny", "policy_error"), None
         if resource is None:
             return Verdict("not_found", "not_found"), None
-        return engine.decide(actor, action, resource), (actor, resource)
+        with self.tracing.span("decide"):
+            return engine.decide(actor, action, resource), (actor, resource)
 
     async def explain(
         self, principal: Principal, action: str, resource_type: str, resource_id: str | None

@@ -103,10 +103,13 @@ async def test_stages_are_spans_and_the_backend_continues_the_trace(tmp_path: Pa
         # An untrusted client's trace id is not continued, and its header is not forwarded.
         assert f"{parent.trace_id:032x}" != CLIENT_TRACE and CLIENT_TRACE not in sent
         spans = await _spans_of(receiver, parent.trace_id.to_bytes(16, "big"),
-                                {"gateway.request", "authenticate", "authorize", "sign", "forward"})
+                                {"gateway.request", "authenticate", "authorize", "resolve", "decide", "sign",
+                                 "forward"})
         root = spans["gateway.request"]
         for stage in ("authenticate", "authorize", "sign", "forward"):
             assert spans[stage].parent_span_id == root.span_id, stage
+        for step in ("resolve", "decide"):  # inside the policy's answer
+            assert spans[step].parent_span_id == spans["authorize"].span_id, step
         # The backend's parent is the forward span.
         assert spans["forward"].span_id == parent.span_id.to_bytes(8, "big")
         attributes = {a.key: a.value.string_value for a in spans["authorize"].attributes}
