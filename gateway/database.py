@@ -163,7 +163,7 @@ class Database:
 
     async def migrate(self, target: str = "heads") -> None:
         """Bring the schema up to `target` (Alembic, programmatic; both SQLite and PostgreSQL)."""
-        async with self._migrate_lock:
+        async with self._migrate_lock, self._sqlite_file_lock():
             try:
                 async with self.engine.begin() as conn:
                     if conn.dialect.name == "postgresql":
@@ -173,6 +173,28 @@ class Database:
                     await conn.run_sync(_run_upgrade, target)
             except (SQLAlchemyError, OSError) as exc:
                 raise DatabaseError(f"migrating {self.safe_url} failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def _sqlite_file_lock(self) -> AsyncIterator[None]:
+        """Serialise migrations of one SQLite file across processes (`serve --workers N`).
+
+        SQLite has no advisory lock, and its deferred transactions let two workers both find
+        an empty schema and both create the tables; an flock on a file beside the database
+        makes the second wait and then find the schema current.
+        """
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+        import os
+
+        fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     async def current_revisions(self) -> set[str]:
         """The Alembic revisions the database is at (empty before the first migration)."""
