@@ -45,7 +45,8 @@ Try it:
   curl -s {gw}/api/status
   curl -s -c /tmp/pg.jar -H 'content-type: application/json' \\
        -d '{{"login":"anna.huber@example.at","password":"anna-portal-2025"}}' {gw}/auth/login/password
-  then POST {{"code": "<TOTP>"}} to {gw}/auth/login/totp with the same cookie jar, and
+  then POST {{"code": "<TOTP>"}} to {gw}/auth/login/totp with the same cookie jar and
+  -H "Origin: {gw}" (cookie requests that change something must name their origin), and
   curl -s -b /tmp/pg.jar {gw}/api/lines/436641000001/usage
 
 Press Ctrl-C to stop.
