@@ -147,9 +147,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from gateway.logs import configure_logging
+
+    # The same JSON lines as the gateway beside it (portal-gateway demo prints both).
+    configure_logging(args.log_level.upper())
     app = create_app(jwks_url=args.jwks_url, audience=args.audience, issuer=args.issuer)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False,
+                log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -312,4 +312,7 @@ def build_app(
 
 def create_app() -> ContextMiddleware:
     """uvicorn factory: configuration from PORTAL_GATEWAY_CONFIG (and the environment)."""
+    from gateway.logs import configure_logging
+
+    configure_logging()  # a worker process starts without the parent's logging set-up
     return build_app(load_settings(), serve_ops=True, worker_of_many=True)

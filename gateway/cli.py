@@ -77,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,  # the gateway reads forwarding headers itself, from trusted peers only
         server_header=False,
         access_log=False,
+        log_config=None,  # configure_logging: one JSON format for the gateway's and uvicorn's lines
         log_level="info",
         timeout_graceful_shutdown=settings.server.graceful_shutdown_seconds,
         loop="auto",

@@ -138,6 +138,7 @@ def run_demo(
         # this handler that ends in SystemExit, so the backend below is stopped too.
         signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, access_log=False,
+                    log_config=None,
                     log_level="info")
     finally:
         backend.terminate()

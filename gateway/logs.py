@@ -14,7 +14,8 @@ import time
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+#: uvicorn's ``color_message`` repeats the message with terminal colour codes.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,11 +35,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+#: Loggers whose lines share the format: ours, the server's (uvicorn: run it with
+#: ``log_config=None``) and the HTTP client's, so one log pipeline reads everything.
+LOGGERS = ("gateway", "demo", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for the gateway's loggers (idempotent)."""
+    """JSON lines on stderr for the gateway's, the server's and the HTTP client's loggers (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("gateway")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level if name != "httpx" else max(logging.getLevelName(level), logging.WARNING))
+        logger.propagate = False

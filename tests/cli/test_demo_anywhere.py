@@ -17,6 +17,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _is_json(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,9 +66,16 @@ def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(20)
+            out, _ = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            out, _ = proc.communicate()
+    # One log format: apart from the banner for people, every line (gateway, its server, the demo
+    # backend, their HTTP clients) is a JSON object.
+    banner_start, banner_end = out.index("portal-gateway demo\n"), out.index("Press Ctrl-C to stop.")
+    logs = (out[:banner_start] + out[banner_end + len("Press Ctrl-C to stop."):]).splitlines()
+    not_json = [line for line in logs if line.strip() and not _is_json(line)]
+    assert not not_json, not_json[:5]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
