@@ -278,7 +278,7 @@ def _recovery(answers: list[Answer], faults: list[Fault]) -> dict[str, Recovery]
 
 async def run(requests: int, sessions: int, faults: tuple[str, ...], *, clients: int = 4, per_client: int = 8,
               hold: float = 2.0, work: Path | None = None, say: Callable[[str], None] = print) -> Report:
-    from tests.operations.test_postgres_restart import OwnPostgres
+    from deploy.postgres import OwnPostgres
 
     own_work = work is None
     # Outside any root-only directory: initdb runs as the postgres user when we are root.

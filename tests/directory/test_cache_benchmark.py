@@ -9,20 +9,16 @@ before the autocommit reader and SQLite's one-hop reads.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from gateway.database import Database
 from gateway.directory.base import Directory
 from gateway.directory.cache import CachedDirectory
-from gateway.directory.importer import import_world
 from gateway.directory.proofs import ProofHashers
 from gateway.directory.sql import SqlDirectory
 from gateway.directory.world import World
 from gateway.policy.resolver import Resolver
 from gateway.principal import Principal
-from tests.directory.conftest import pg_database
+from tests.directory.test_revision import world_db
 
 ANNA = Principal(subject="acc_anna", access_level="full", role="customer", bound_customer="1000001",
                  auth_methods=frozenset({"password", "totp"}))
@@ -42,27 +38,10 @@ async def per_request(directory: Directory) -> float:
     return samples[len(samples) // 2]
 
 
-@asynccontextmanager
-async def database(kind: str, tmp_path: Path, world: World, hashers: ProofHashers) -> AsyncIterator[Database]:
-    if kind == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bench.db'}")
-        try:
-            await db.migrate()
-            await import_world(db, world, hashers=hashers)
-            yield db
-        finally:
-            await db.close()
-    else:
-        async with pg_database() as db:
-            await db.migrate()
-            await import_world(db, world, hashers=hashers)
-            yield db
-
-
 async def test_print_resolver_cost(tmp_path: Path, demo_world: World, hashers: ProofHashers) -> None:
     rows: list[str] = []
     for kind in ("sqlite", "postgres"):
-        async with database(kind, tmp_path, demo_world, hashers) as db:
+        async with world_db(kind, tmp_path, demo_world, hashers) as db:
             reader = db.reader
             db.reader = db.engine  # before: the transactional engine, through SQLAlchemy's adapter
             old = SqlDirectory(db, hashers=hashers)

@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from demo.backend import create_app as create_backend
 from gateway.app import build_app
 from gateway.settings import load_settings
 from tests.integration.conftest import ROOT, portal_overrides, totp_now
+from tests.operations.test_replicas import postgres_database
 from tests.servers.gateway import serve_asgi
 from tests.servers.misbehaving import free_port
 
@@ -45,7 +45,6 @@ ANNA_LINE = "436641000001"
 ANNA_TOTP = "JBSWY3DPEHPK3PXP"
 POLL = 0.5
 BOUND = 2 * POLL
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @dataclass
@@ -53,21 +52,6 @@ class Gateway:
     url: str
     database_url: str
     registry: CollectorRegistry
-
-
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    name = f"pgw_dircache_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_ADMIN)
-    except OSError:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from demo.backend import create_app as create_backend
+from deploy.postgres import OwnPostgres, PostgresMissing
 from gateway.app import build_app
 from gateway.settings import load_settings
 from tests.integration.conftest import ROOT
@@ -32,48 +33,6 @@ from tests.servers.misbehaving import free_port
 
 USAGE = "/api/lines/436641000001/usage"
 FOREIGN = "/api/lines/436641000020/usage"
-
-
-def _pg_bin() -> Path:
-    for version in sorted(Path("/usr/lib/postgresql").glob("*"), reverse=True):
-        if (version / "bin" / "pg_ctl").exists():
-            return version / "bin"
-    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    raise AssertionError
-
-
-class OwnPostgres:
-    """A PostgreSQL cluster of this test only, so it can be restarted without touching others."""
-
-    def __init__(self, work: Path) -> None:
-        self.bin = _pg_bin()
-        self.data = work / "pgdata"
-        self.sockets = work / "pgsock"
-        self.port = free_port()
-        self.as_postgres: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses to run as root
-            self.as_postgres = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(work, "postgres")
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=120)
-
-    def init(self) -> None:
-        self.sockets.mkdir()
-        if self.as_postgres:
-            shutil.chown(self.sockets, "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.data / "log"),
-                  "-o", f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-
-    def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
 
 @asynccontextmanager
@@ -92,7 +51,10 @@ async def test_postgres_restart_under_load(tmp_path: Path) -> None:
     # Outside pytest's tmp directory: the postgres user cannot enter root's (mode 0700).
     work = Path(tempfile.mkdtemp(prefix="pgw-postgres-"))
     work.chmod(0o755)
-    pg = OwnPostgres(work)
+    try:
+        pg = OwnPostgres(work)
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
     await asyncio.to_thread(pg.init)
     await asyncio.to_thread(pg.start)
     try:
