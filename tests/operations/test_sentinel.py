@@ -86,6 +86,24 @@ class RedisGroup:
             self._spawn(f"sentinel-{i}", [str(conf), "--sentinel"])
         for port in self.sentinels:
             await self._ping(port)
+        await self._replica_known()
+
+    async def _replica_known(self) -> None:
+        """Sentinels learn replicas from the primary's INFO (every 10 s): killing the primary
+        before all of them know the replica ends in failover-abort-no-good-slave, not a failover."""
+        for port in self.sentinels:
+            client = aioredis.Redis(port=port, decode_responses=True)
+            try:
+                for _ in range(300):
+                    replicas = await client.execute_command("SENTINEL", "REPLICAS", "mymaster")
+                    flags = [str(r.get("flags", "")) for r in replicas or [] if isinstance(r, dict)]
+                    if any(f == "slave" for f in flags):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"sentinel on {port} never saw the replica")
+            finally:
+                await client.aclose()
 
     async def replicated(self) -> None:
         """Wait until the replica has everything the primary has (so nothing is lost in failover)."""
