@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from deploy.ports import free_port  # noqa: F401 - re-exported for bench/run.py and deploy/chaos.py
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -39,10 +41,6 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def uvicorn(

@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 
@@ -39,10 +41,6 @@ class ClusterError(RuntimeError):
     """A part of the cluster could not be started (the message says which and why)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes] | None = None) -> None:

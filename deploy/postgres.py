@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploy.cluster import free_port
+from deploy.ports import free_port
 
 __all__ = ["OwnPostgres", "PostgresMissing"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
 
+from deploy.ports import free_port
 from gateway.auth.sms_senders import HttpSmsSender, OutboxSender
 from gateway.errors import ServiceUnavailable
 
@@ -185,12 +185,6 @@ async def test_http_sender_does_not_retry_4xx() -> None:
     assert len(seen) == 1
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 async def test_provider_down_gives_503_to_the_client(tmp_path, clock, db, demo_directory, authorizer) -> None:
@@ -206,7 +200,7 @@ async def test_provider_down_gives_503_to_the_client(tmp_path, clock, db, demo_d
         tmp_path,
         sms={
             "sender": "http",
-            "url": f"http://127.0.0.1:{_closed_port()}/sms",
+            "url": f"http://127.0.0.1:{free_port()}/sms",
             "api_key": "k",
             "retries": 1,
             "backoff_seconds": 0.01,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from deploy.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,17 +25,13 @@ def _is_json(line: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_demo_started_from_another_directory_serves_the_portal(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "portal-gateway"
     if not exe.exists():
         pytest.fail("the portal-gateway console script is not installed in this environment")
-    port, backend_port, ops_port = _free_port(), _free_port(), _free_port()
+    port, backend_port, ops_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(  # noqa: S603
         [str(exe), "demo", "--port", str(port), "--backend-port", str(backend_port), "--ops-port", str(ops_port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

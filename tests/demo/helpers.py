@@ -8,7 +8,6 @@ socket, in a thread), `Signer` makes assertions exactly as docs/deployment.md de
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import uuid
 import warnings
@@ -18,13 +17,11 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
 
+from deploy.ports import free_port  # noqa: F401 - re-exported for the demo tests
+
 JWKS_PATH = "/.well-known/jwks.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class JwksServer:

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from deploy.ports import free_port
 from gateway.database import Database
 from gateway.directory.base import Directory
 from gateway.directory.http import HttpDirectory
@@ -92,10 +93,7 @@ class LoopbackServer:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 

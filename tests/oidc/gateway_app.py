@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from deploy.ports import free_port  # noqa: F401 - re-exported for the OIDC tests
 from gateway.auth.authenticator import SessionAuthenticator
 from gateway.auth.base import Credentials
 from gateway.auth.config import SessionSettings
@@ -34,6 +34,7 @@ from gateway.errors import AuthenticationFailed, GatewayError
 from gateway.principal import Principal
 from gateway.settings import ServerSettings, Settings, StoreSettings
 from gateway.store.memory import MemoryStore
+from tests.servers.gateway import serve_uvicorn
 
 from .helpers import Clock
 from .idp import RESOURCE, Idp
@@ -41,10 +42,6 @@ from .idp import RESOURCE, Idp
 COOKIE = "pg_session"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -158,7 +155,7 @@ class TestGateway:
             self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
-        self.task = asyncio.create_task(self.server.serve())
+        self.task = asyncio.create_task(serve_uvicorn(self.server))
         for _ in range(200):
             if self.server.started:
                 return

@@ -10,6 +10,16 @@ from typing import Any
 import uvicorn
 
 
+async def serve_uvicorn(server: uvicorn.Server) -> None:
+    # uvicorn answers a failed bind with sys.exit(1). A SystemExit out of a fixture is not a
+    # test outcome to pytest: the fixture stays half set up and every later test that uses it
+    # on the same worker errors with a bare AssertionError. Make it this test's error.
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        raise RuntimeError(f"uvicorn could not start on 127.0.0.1:{server.config.port} (exit {exc.code})") from None
+
+
 @asynccontextmanager
 async def serve_asgi(app: Any, port_override: int = 0, **config: Any) -> AsyncIterator[str]:
     cfg = uvicorn.Config(
@@ -17,7 +27,7 @@ async def serve_asgi(app: Any, port_override: int = 0, **config: Any) -> AsyncIt
         proxy_headers=False, server_header=False, date_header=False, **config
     )
     server = uvicorn.Server(cfg)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(serve_uvicorn(server))
     # Startup (keys, database, policy) can take long on a loaded machine: wait for
     # the server's own signal, bounded generously, and say which way it failed.
     loop = asyncio.get_running_loop()

@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from deploy.ports import free_port  # noqa: F401 - re-exported: the tests import it from here
+
 
 async def echo(request: web.Request) -> web.Response:
     body = await request.read()
@@ -183,7 +185,3 @@ async def serve_misbehaving() -> AsyncIterator[tuple[str, web.Application]]:
         await runner.cleanup()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
