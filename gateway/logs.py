@@ -37,7 +37,12 @@ class JsonFormatter(logging.Formatter):
 
 #: Loggers whose lines share the format: ours, the server's (uvicorn: run it with
 #: ``log_config=None``) and the HTTP client's, so one log pipeline reads everything.
-LOGGERS = ("gateway", "demo", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx")
+LOGGERS = ("gateway", "demo", "uvicorn", "uvicorn.error", "httpx")
+
+#: The access log is the gateway's own (`[server] access_log`, with request id, route and
+#: decision). uvicorn writes a line per request whenever its access logger has a handler,
+#: which would double every line and cost a JSON encoding per request on the hot path.
+SILENCED = ("uvicorn.access",)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -48,4 +53,8 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level if name != "httpx" else max(logging.getLevelName(level), logging.WARNING))
+        logger.propagate = False
+    for name in SILENCED:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
         logger.propagate = False

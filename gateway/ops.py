@@ -125,8 +125,12 @@ class OpsListener:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.host, self.port))
         sock.setblocking(False)
+        # log_config=None and log_level=None: a uvicorn.Config otherwise re-runs uvicorn's own
+        # logging set-up, which would turn the process's JSON lines (gateway/logs.py) back into
+        # uvicorn's plain format and raise its loggers to this listener's level.
         config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_level="warning", server_header=False, date_header=False
+            self.app, lifespan="off", access_log=False, log_config=None, log_level=None,
+            server_header=False, date_header=False,
         )
         config.load()
         server = uvicorn.Server(config)
