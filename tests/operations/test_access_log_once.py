@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.harness import stop
 from tests.integration.conftest import ROOT
 from tests.servers.misbehaving import free_port
 
@@ -62,11 +62,7 @@ def test_the_factory_worker_writes_only_the_gateways_access_line(tmp_path: Path,
                     # No backend runs: the public route answers 502, which is logged like any answer.
                     assert client.get("/api/status").status_code == 502
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)  # SIGTERM: uvicorn logs its shutdown, which the last assertion reads
     said = out.read_text() + err.read_text()
     print("SAID", said[-1500:])
     lines = [line for line in said.splitlines() if "/api/status" in line]
