@@ -82,6 +82,9 @@ class StoreSettings:
 class DatabaseSettings:
     #: SQLAlchemy async URL; the embedded default is a SQLite file in data_dir.
     url: str = "sqlite+aiosqlite:///var/portal.db"
+    #: Connections each worker keeps for directory reads; a read waits for a free one
+    #: rather than opening (and then closing) one more.
+    reader_pool_size: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +463,10 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{src}: {key}: file not found: {s.path(value)}")
     if s.directory.backend == "http" and not s.directory.url:
         raise SettingsError(f'{src}: directory.url is required when directory.backend = "http"')
+    if not 1 <= s.database.reader_pool_size <= 200:
+        raise SettingsError(
+            f"{src}: database.reader_pool_size must be between 1 and 200, got {s.database.reader_pool_size}"
+        )
     if s.directory.cache_entries < 0:
         raise SettingsError(f"{src}: directory.cache_entries must not be negative, got {s.directory.cache_entries}")
     if s.directory.negative_ttl_seconds < 0:

@@ -6,7 +6,8 @@ autocommit connection still gets on close); each hop is a queue put, a thread wa
 and a future resolved on the loop. Here the statement is compiled once per fixed
 statement object, and ``execute_fetchall`` runs the cursor, the query and the fetch in
 one call on that thread. The connection comes from the reader's pool as is (no ping, no
-reset on return: the reader is in autocommit mode, so nothing is left open).
+reset on return: the reader is in autocommit mode, so nothing is left open) and goes back
+to it inside a greenlet (closing an overflow connection awaits its thread).
 
 Rows come back as named tuples with the statement's column names. SQLite has no date
 type: SQLAlchemy keeps dates as ISO text, which the caller reads as such.
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 __all__ = ["SqliteReader"]
 
@@ -55,5 +57,9 @@ class SqliteReader:
             assert driver is not None
             rows = await driver.execute_fetchall(sql, [params[n] if n in params else fixed[n] for n in names])
         finally:
-            raw.close()
+            # Given back inside a greenlet, as SQLAlchemy's async engine does: when the pool is
+            # full it closes an overflow connection, and closing an aiosqlite connection is an
+            # await (its thread ends). A plain raw.close() failed there with MissingGreenlet
+            # and left the thread running.
+            await greenlet_spawn(raw.close)
         return [row_type(*row) for row in rows]
