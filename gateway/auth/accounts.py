@@ -1,7 +1,9 @@
 """Portal accounts: who registered, how, and what the account is bound to.
 
 The table ``auth_accounts`` sits on the shared `gateway.database.Base`, next to
-the directory (one database, one Alembic history: revision ``0101_accounts``).
+the directory (one database, one Alembic history: revisions ``0101_accounts`` and
+``0102_one_account_per_line``, which makes the database refuse a second account of a
+line-bound role for the same line).
 An account is bound once, at registration or OIDC linking, to one thing
 (docs/domain.md section 6): ``role`` plus ``bound_customer`` and /
 or ``bound_msisdn``. The policy derives the account's reach from that binding
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Boolean, Float, String, delete, select, update
+from sqlalchemy import Boolean, Float, Index, String, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,8 +47,16 @@ __all__ = ["Account", "AccountExists", "AccountRow", "Accounts", "NewAccount", "
 RegisteredWith = str
 
 
+#: Line-bound roles have one account per line (revision 0102_one_account_per_line).
+_LINE_BOUND = "role <> 'customer' AND bound_msisdn IS NOT NULL"
+
+
 class AccountRow(Base):
     __tablename__ = "auth_accounts"
+    __table_args__ = (
+        Index("uq_auth_accounts_line_role", "role", "bound_msisdn", unique=True,
+              sqlite_where=text(_LINE_BOUND), postgresql_where=text(_LINE_BOUND)),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     login: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
@@ -187,8 +197,16 @@ class Accounts:
                     raise AccountExists("login_taken")
                 s.add(row)
         except IntegrityError as exc:
-            raise AccountExists("login_taken") from exc
+            # Lost a race: the same login, or (the database's unique index) a second account
+            # of a line-bound role for the same line.
+            raise AccountExists(await self._conflict_of(row)) from exc
         return _account(row)
+
+    async def _conflict_of(self, row: AccountRow) -> str:
+        async with self._db.session() as s:
+            if (await s.execute(select(AccountRow.id).where(AccountRow.login == row.login))).first() is not None:
+                return "login_taken"
+        return "already_registered"
 
     async def delete(self, account_id: str) -> bool:
         async with self._db.session() as s:

@@ -115,9 +115,22 @@ class Registrar:
             if not verdict.allowed and verdict.hint_url:
                 await self._regulator.release(attempt)  # refused whatever the proof: none was compared
                 raise RegistrationRefused(verdict.reason, verdict.hint_url)
-            if not await self._proof_holds(target, proof_type, proof, client_ip):
+            # The secret's owner counts too: a line's PUK reached as the line and again
+            # as its customer's only line is one secret, with one count of guesses.
+            owner, msisdn = await self._secret_owner(target, proof_type)
+            if owner is None:
                 await self._regulator.fail(attempt)
                 raise failed
+            async with self._regulator.reserved("proof_secret", owner) as owner_attempt:
+                if not owner_attempt.allowed:
+                    await self._regulator.fail(owner_attempt)
+                    await self._regulator.fail(attempt)
+                    raise failed
+                if not await self._proof_holds(target, proof_type, proof, client_ip, msisdn):
+                    await self._regulator.fail(owner_attempt)
+                    await self._regulator.fail(attempt)
+                    raise failed
+                await self._regulator.succeed(owner_attempt)
             await self._regulator.succeed(attempt)
         if not verdict.allowed or verdict.role is None or verdict.access_level is None:
             raise RegistrationRefused(verdict.reason or "registration_not_possible", verdict.hint_url)
@@ -132,10 +145,22 @@ class Registrar:
             raise InvalidInput("invalid_msisdn", "identifier")
         return number
 
-    async def _proof_holds(self, target: RegistrationTarget, proof_type: str, proof: str, ip: str) -> bool:
+    async def _secret_owner(self, target: RegistrationTarget, proof_type: str) -> tuple[str | None, str | None]:
+        """Whose secret the proof is compared with: the key its guesses count under, and the line.
+
+        A Kundenkennwort belongs to the customer; a PUK, an invoice number and an SMS-TAN to a
+        line (the one named, or a customer's only line). (None, None): nothing to compare with.
+        """
+        if proof_type == "kundenkennwort":
+            return "customer:" + target.customer_number, None
+        msisdn = target.msisdn or await self._only_line(target.customer_number)
+        return (None, None) if msisdn is None else ("line:" + msisdn, msisdn)
+
+    async def _proof_holds(
+        self, target: RegistrationTarget, proof_type: str, proof: str, ip: str, msisdn: str | None
+    ) -> bool:
         if proof_type == "kundenkennwort":
             return await self._directory.verify_kundenkennwort(target.customer_number, proof)
-        msisdn = target.msisdn or await self._only_line(target.customer_number)
         if msisdn is None:
             return False
         if proof_type == "puk":
@@ -184,7 +209,10 @@ class Registrar:
         if await self.already_registered(verdict):
             raise Conflict("already_registered")
         person_id = None if verdict.role == "customer" else await self._person_of(target)
+        password_hash = await self._hashing.hash(password)
         try:
+            # The check above answers the common case; a parallel registration or OIDC link
+            # of the same line is refused by the database (one account per line and role).
             account = await self._accounts.create(
                 NewAccount(
                     login=login_n,
@@ -192,7 +220,7 @@ class Registrar:
                     access_level=verdict.access_level,
                     registered_with=proof_type,
                     identifier=target.identifier,
-                    password_hash=await self._hashing.hash(password),
+                    password_hash=password_hash,
                     bound_customer=verdict.bound_customer,
                     bound_msisdn=verdict.bound_msisdn,
                     person_id=person_id,

@@ -43,7 +43,9 @@ from gateway.store.base import Store
 
 __all__ = ["Attempt", "FailureKind", "Regulator"]
 
-FailureKind = Literal["proof", "account", "sms", "client"]
+#: proof: a registration identifier as typed; proof_secret: the secret behind it (a line's
+#: PUK or invoice, a customer's Kundenkennwort), whichever identifier it is reached through.
+FailureKind = Literal["proof", "proof_secret", "account", "sms", "client"]
 log = logging.getLogger("gateway.auth.regulation")
 
 

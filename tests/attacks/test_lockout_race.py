@@ -186,3 +186,41 @@ async def test_parallel_registration_proof_guesses(gateway: str, monkeypatch: py
             r = await c.post("/auth/register", json=attempt(proof_type, 999, right))
             assert r.status_code == 401, proof_type  # the right proof after the burst: locked
             monkeypatch.undo()
+
+
+async def test_a_lines_puk_has_one_count_under_every_name(gateway: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sophie's PUK guessed at once as her line (436641000020) and as her customer number
+    (1000021, whose only line it is): one secret, so one count of 5 for both names."""
+
+    def attempt(identifier: str, i: int, proof: str) -> dict[str, str]:
+        return {"login": f"alias-{i}@example.at", "identifier": identifier, "proof_type": "puk",
+                "proof": proof, "password": "ein-langes-Passwort-2026"}
+
+    checked = Spy(monkeypatch, Registrar, "_proof_holds")
+    async with client(gateway) as c:
+        answers = await asyncio.gather(*(
+            c.post("/auth/register", json=attempt("436641000020" if i % 2 else "1000021", i, f"2020{i + 1:04d}"))
+            for i in range(GUESSES)
+        ))
+        assert [r.status_code for r in answers] == [401] * GUESSES
+        assert checked.calls <= MAX_FAILURES
+        # The right PUK under the other name is refused like any guess: no 403 that says it was right.
+        for identifier in ("1000021", "436641000020"):
+            r = await c.post("/auth/register", json=attempt(identifier, 999, "20202020"))
+            assert r.status_code == 401, (identifier, r.status_code, r.text)
+
+
+async def test_parallel_registrations_with_the_right_puk_make_one_account(gateway: str) -> None:
+    """Five registrations at once with Thomas's right PUK (as many as may be in flight: each
+    holds a reserved attempt): one account for his line, four 409 `already_registered` (the
+    database refuses the second account of a line and role)."""
+    async with client(gateway) as c:
+        answers = await asyncio.gather(*(
+            c.post("/auth/register", json={"login": f"thomas-{i}@example.at", "identifier": "436641000030",
+                                           "proof_type": "puk", "proof": "30303030",
+                                           "password": "ein-langes-Passwort-2026"})
+            for i in range(MAX_FAILURES)
+        ))
+        statuses = sorted(r.status_code for r in answers)
+        assert statuses == [201] + [409] * (MAX_FAILURES - 1), [(r.status_code, r.text[:120]) for r in answers]
+        assert {r.json()["reason"] for r in answers if r.status_code == 409} == {"already_registered"}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
 from gateway.auth.accounts import AccountExists, Accounts, NewAccount
 from gateway.auth.crypto import SecretBox, SecretBoxError
 from gateway.auth.passwords import PasswordHashing, PasswordPolicy, load_common_passwords
-from gateway.database import Database
+from gateway.database import Database, DatabaseError
 
 from .helpers import Clock
 
@@ -114,3 +117,64 @@ async def test_argon2id_hash_and_verify() -> None:
     assert await hashing.verify(stored, "anna-portal-2025")
     assert not await hashing.verify(stored, "anna-portal-2026")
     assert not await hashing.verify(None, "anything")
+
+
+def _line_account(login: str, role: str = "business_member", msisdn: str = "436641000020") -> NewAccount:
+    return NewAccount(
+        login=login, role=role, access_level="full", registered_with="puk",  # type: ignore[arg-type]
+        identifier=msisdn, bound_customer="1000021", bound_msisdn=msisdn,
+    )
+
+
+async def _only_one_account_per_line(db: Database, clock: Clock) -> None:
+    accounts = Accounts(db, box=SecretBox(KEY), clock=clock)
+    results = await asyncio.gather(
+        *(accounts.create(_line_account(f"racer{i}@example.at")) for i in range(8)), return_exceptions=True
+    )
+    created = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, AccountExists)]
+    assert len(created) == 1 and len(refused) == 7, results
+    assert {r.reason for r in refused} == {"already_registered"}
+    # The same login elsewhere is still told apart from the line rule.
+    with pytest.raises(AccountExists) as exc:
+        await accounts.create(_line_account(created[0].login, msisdn="436641000030"))
+    assert exc.value.reason == "login_taken"
+    # Other roles on the line, other lines, and customer accounts are not covered by the rule.
+    await accounts.create(_line_account("user@example.at", role="line_user"))
+    await accounts.create(_line_account("other-line@example.at", msisdn="436641000030"))
+    for i in range(2):
+        await accounts.create(NewAccount(login=f"holder{i}@example.at", role="customer", access_level="full",
+                                         registered_with="kundenkennwort", identifier="1000021",
+                                         bound_customer="1000021"))
+
+
+async def test_the_database_keeps_one_account_per_line_and_role_on_sqlite(db: Database, clock: Clock) -> None:
+    await _only_one_account_per_line(db, clock)
+
+
+async def test_the_database_keeps_one_account_per_line_and_role_on_postgres(clock: Clock) -> None:
+    from tests.directory.conftest import pg_database
+
+    async with pg_database() as pg:
+        await pg.migrate()
+        await _only_one_account_per_line(pg, clock)
+
+
+async def test_the_upgrade_names_duplicates_made_before_the_rule(tmp_path: Path) -> None:
+    """A database raced before revision 0102: the upgrade stops and names the line; nothing is deleted."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    try:
+        await db.migrate("0101_accounts")
+        async with db.engine.begin() as conn:
+            for i in range(2):
+                await conn.execute(text(
+                    "INSERT INTO auth_accounts (id, login, totp_enabled, role, access_level, bound_msisdn,"
+                    " registered_with, identifier, created_at, updated_at) VALUES"
+                    f" ('acc_{i}', 'r{i}@example.at', 0, 'business_member', 'full', '436641000020', 'puk',"
+                    " '436641000020', 0, 0)"))
+        with pytest.raises(DatabaseError, match="business_member on line 436641000020"):
+            await db.migrate()
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(text("SELECT COUNT(*) FROM auth_accounts"))).scalar() == 2
+    finally:
+        await db.close()

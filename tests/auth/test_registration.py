@@ -142,8 +142,10 @@ async def test_sixth_kundenkennwort_is_refused_even_when_right(env, caplog) -> N
     )
     assert (right.status_code, right.json()["reason"], right.json()["message"]) == answers[0]
     assert env.metric("portal_gateway_auth_lockouts_total", kind="proof") == 1
-    lines = [r for r in caplog.records if "lockout" in r.getMessage()]
-    assert len(lines) == 1
+    # The customer's Kundenkennwort itself is locked too, whichever identifier reaches it.
+    assert env.metric("portal_gateway_auth_lockouts_total", kind="proof_secret") == 1
+    lines = sorted(r.getMessage().split()[1] for r in caplog.records if "lockout" in r.getMessage())
+    assert lines == ["kind=proof", "kind=proof_secret"]
     assert "Huber-Kennwort-1" not in caplog.text and "Falsches-Kennwort" not in caplog.text
     env.clock.advance(15 * 60 + 1)
     ok = await register(

@@ -7,6 +7,7 @@ policy's can_register, the demo directory's proofs) and real sessions.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +232,20 @@ async def test_component_has_routes_and_authenticators(env: Env) -> None:
     assert {"/auth/oidc/login", "/auth/oidc/callback", "/auth/oidc/backchannel-logout"} <= paths
     assert [a.id for a in env.oidc.authenticators] == ["oidc_session_guard", "oidc_bearer"]
     assert env.oidc.providers_for_login_page()[0]["name"] == "customer"
+
+
+async def test_parallel_links_of_one_line_make_one_account(env: Env) -> None:
+    """Five IdP subjects link Sophie's line with her PUK at once: the database keeps one
+    account for the line, the others get registration's 409 and no link."""
+    subjects = [f"sub-racer-{i}" for i in range(5)]
+    results = await asyncio.gather(
+        *(env.accounts.link(request(s, "436641000020", "puk", "20202020")) for s in subjects),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, str)]
+    lost = [r for r in results if isinstance(r, Conflict)]
+    assert len(won) == 1 and len(lost) == 4, results
+    assert {c.reason for c in lost} == {"already_registered"}
+    linked = [await env.accounts.principal_for_subject(ISS, s, provider="c", auth_methods=frozenset())
+              for s in subjects]
+    assert [p.subject for p in linked if p is not None] == won

@@ -142,7 +142,9 @@ class AuthOidcAccounts:
                         person_id=person_id,
                     )
                 )
-            except AccountExists:
+            except AccountExists as exc:
+                if exc.reason == "already_registered":  # a parallel registration or link won the line
+                    raise Conflict("already_registered") from exc
                 continue
         raise Conflict("login_taken")
 
