@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
+import select
 import ssl
 from collections.abc import AsyncIterator, Callable
 
@@ -155,6 +156,25 @@ class InvalidRequestHeader(UpstreamIOError):
     reason = "bad_upstream_request_header"
 
 
+def _pending_input(transport: asyncio.BaseTransport) -> bool:
+    """Bytes (or the end) wait on an idle connection's socket that the event loop has not read yet.
+
+    `data_received` catches what a backend sends an idle connection, but only once the
+    loop runs it: under load the loop is busy, and a connection can be taken from the pool
+    in the same turn in which a hostile backend's extra answer arrived. Looking at the
+    socket itself (a poll with no wait, as Go's transport reads from idle connections)
+    closes that window; anything there, data or EOF, makes the connection unusable.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select((sock.fileno(),), (), (), 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; parses answers as they arrive."""
 
@@ -269,9 +289,20 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
+        if not 100 <= status <= 599:
+            # llhttp takes any three digits; no client or server can relay "999".
+            raise ProtocolViolation(f"the backend sent status {status}")
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            # llhttp parses an "HTTP/2.0" or "HTTP/0.9" status line but then refuses every
+            # later byte: such a connection must never go back to the pool.
+            raise ProtocolViolation(f"the backend answered in HTTP/{version}")
         if 100 <= status < 200:
-            # Interim answers (100 Continue, 103 Early Hints) are not relayed;
-            # the final answer may begin after this one.
+            # Interim answers (100 Continue, 103 Early Hints) are not relayed; the final
+            # answer may begin after this one. An interim answer has no body (RFC 9112
+            # 6.1, 6.2): one that announces a length or chunks is not HTTP.
+            if any(name in (b"content-length", b"transfer-encoding") for name, _ in self._head):
+                raise ProtocolViolation("the backend announced a body on an interim answer")
             self._head = []
             self.began = False
             return
@@ -279,7 +310,7 @@ class _Connection(asyncio.Protocol):
         headers = self.headers = self._head
         # The answer owns this list; anything parsed later goes elsewhere.
         self._head = []
-        self.http10 = self.parser.get_http_version() == "1.0"
+        self.http10 = version == "1.0"
         transfer: list[bytes] = []
         has_length = False
         tokens: list[bytes] = []
@@ -296,6 +327,8 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
         else:
             self.keep_alive = b"close" not in tokens
+        # And never when llhttp itself will not parse another answer on this connection.
+        self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
         self.headers_done = True
         if self.head_request or status == 204 or status == 304:
             # These answers end with their head (RFC 9112 6.3); any byte after it
@@ -308,7 +341,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        if self.complete:
+        if self.complete or not self.headers_done:
             raise ProtocolViolation("the backend sent a body on an answer that has none")
         self.body.append(body)
         self.buffered += len(body)
@@ -580,6 +613,7 @@ class Http11Pool:
                 and not conn.closed
                 and conn.transport is not None
                 and not conn.transport.is_closing()
+                and not _pending_input(conn.transport)
             ):
                 conn.reused = True
                 return conn

@@ -48,6 +48,13 @@ class GatewayMetrics:
             ["upstream"],
             registry=registry,
         )
+        self.client_read_timeouts = Counter(
+            "portal_gateway_client_read_timeouts",
+            "Streamed answers cut off because the client stopped reading for the upstream's "
+            "stream_idle_timeout_seconds, by upstream.",
+            ["upstream"],
+            registry=registry,
+        )
         self.client_gone = Counter(
             "portal_gateway_client_disconnects",
             "Requests abandoned by the client before the answer was complete.",

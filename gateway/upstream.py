@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Receive, Send
 
+from gateway.auth import cookies
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -75,6 +76,18 @@ HOP_BY_HOP = frozenset(
     }
 )
 _RESPONSE_DROP = HOP_BY_HOP | {b"server", b"date"}
+#: Also removed from 204 and 304 answers, which end with their head.
+_NO_BODY_DROP = frozenset({b"content-length", b"transfer-encoding"})
+
+
+def _sets_ours(set_cookie: bytes) -> bool:
+    """A backend's Set-Cookie for one of the gateway's own cookies (session, CSRF, OIDC state).
+
+    A backend must not be able to plant, replace or clear the browser's gateway session
+    (session fixation, or a logout the gateway never made); such a header is dropped.
+    """
+    name = set_cookie.partition(b"=")[0].decode("latin-1").strip()
+    return cookies.is_gateways(name)
 #: Removed from requests; the length headers are set again by the client from what we send.
 _REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect"}
 #: Answers up to this size with a Content-Length are read and sent in one ASGI
@@ -337,10 +350,14 @@ class UpstreamPool:
         progress: _Progress,
     ) -> int:
         headers = response.headers
-        drop = _RESPONSE_DROP | _connection_tokens(headers)
-        out = [h for h in headers if h[0] not in drop]
-        out.extend(added)
         status = response.status
+        drop = _RESPONSE_DROP | _connection_tokens(headers)
+        if status == 204 or status == 304:
+            # No body follows these heads (RFC 9112 6.3); a length announced on them (a 304
+            # may repeat the representation's) would make the server wait for a body.
+            drop = drop | _NO_BODY_DROP
+        out = [h for h in headers if h[0] not in drop and not (h[0] == b"set-cookie" and _sets_ours(h[1]))]
+        out.extend(added)
         if response.complete or ((length := response.content_length()) is not None and length <= _SMALL_BODY):
             try:
                 body = await response.read()
@@ -363,11 +380,23 @@ class UpstreamPool:
         # A long answer: stop pulling from the backend as soon as the client is gone
         # (the server drops our sends silently then), and close that connection.
         gone = asyncio.ensure_future(_wait_disconnect(receive))
+        idle = self.upstreams[upstream].settings.stream_idle_timeout_seconds
         try:
             async for chunk in response.iter_chunks():
                 if gone.done():
                     raise ClientGone
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # The stream idle timeout counts both ways (as Envoy's does): a client that
+                # stops reading would otherwise hold this backend connection until the
+                # request deadline, and a few such clients every connection of the pool.
+                try:
+                    async with asyncio.timeout(idle):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except TimeoutError:
+                    if self.metrics is not None:
+                        self.metrics.client_read_timeouts.labels(upstream).inc()
+                    log.warning("client stopped reading: answer cut off upstream=%s path=%s request_id=%s",
+                                upstream, request.path, request.request_id)
+                    raise ClientGone from None
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except UpstreamIOError as exc:
             # The head is out: ending without the final message makes the server

@@ -18,7 +18,8 @@ same-named cookies a sibling host could plant is not something to rely on either
 way; the ``__Host-`` prefix is what stops planting.
 
 `without` rebuilds a Cookie header minus named cookies, so the gateway's own
-credentials never reach a backend.
+credentials never reach a backend. `is_gateways` names the gateway's cookies (all
+``pg_…``, with or without ``__Host-``): a backend's Set-Cookie for one is dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["CookiePolicy", "of_headers", "of_request", "parse", "without"]
+__all__ = ["CookiePolicy", "is_gateways", "of_headers", "of_request", "parse", "without"]
 
 
 def _unquote(value: str) -> str:
@@ -58,6 +59,21 @@ def of_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """The cookies of raw ASGI headers (several Cookie headers are one list, RFC 9113 8.2.3)."""
     parts = [value.decode("latin-1") for name, value in headers if name == b"cookie"]
     return parse("; ".join(parts)) if parts else {}
+
+
+#: Every cookie the gateway sets is named pg_… (session, CSRF, OIDC state and link), with
+#: the __Host- prefix when cookies are Secure; backends keep out of this name space.
+_GATEWAY_PREFIX = "pg_"
+
+
+def is_gateways(name: str) -> bool:
+    """Whether a cookie of this name is one of the gateway's (browsers ignore the prefix's case)."""
+    lowered = name.lower()
+    for prefix in ("__host-", "__secure-"):
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix):]
+            break
+    return lowered.startswith(_GATEWAY_PREFIX)
 
 
 def of_request(request: Request) -> dict[str, str]:

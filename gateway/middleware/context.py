@@ -127,6 +127,11 @@ class ContextMiddleware:
                     )
                 except OSError:
                     self.metrics.client_gone.inc()
+                except Exception as exc:
+                    # The server refused even the error answer (e.g. a head it had half
+                    # taken): the request still gets its access line and metrics below.
+                    log.error("the error answer could not be sent: %s", type(exc).__name__,
+                              extra={"request_id": request_id})
                 if error.status_code == 400:
                     self.metrics.rejected.labels(error.reason).inc()
         elapsed = time.perf_counter() - started

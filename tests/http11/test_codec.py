@@ -9,6 +9,10 @@ is answered by its own answer, and a dirty connection is never reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -102,6 +106,23 @@ CASES: list[tuple[str, str, bytes, Answer | type[UpstreamIOError]]] = [
      b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(2000)) + b"Content-Length: 2\r\n\r\nhi",
      HeaderTooLarge),
     ("endless_interim_answers", "GET", b"HTTP/1.1 100 Continue\r\n\r\n" * 2000, HeaderTooLarge),
+    # -- status lines llhttp takes but no client can relay, or after which it parses nothing more
+    ("status_000", "GET", b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    ("status_099", "GET", b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    ("status_600", "GET", b"HTTP/1.1 600 High\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    ("status_999", "GET", b"HTTP/1.1 999 High\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    ("http_2_status_line", "GET", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    ("http_0_9_status_line", "GET", b"HTTP/0.9 200 OK\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    # -- an interim answer has no body and no trailers: nothing of it may reach the final answer
+    ("interim_with_a_body", "GET",
+     b"HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\nEVIL!HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+     ProtocolViolation),
+    ("interim_chunked_with_trailers", "GET",
+     b"HTTP/1.1 199 Odd\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nSet-Cookie: promoted=1\r\n\r\n"
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", ProtocolViolation),
+    # -- a 304 may repeat the representation's length; its answer still ends with the head
+    ("not_modified_with_length_and_no_body", "GET",
+     b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 5\r\n\r\n", Answer(304, b"", True)),
 ]
 
 
@@ -252,3 +273,66 @@ async def test_request_bodies_arrive_whole(pool: Http11Pool, backend: ScriptedBa
     response.release()
     assert backend.requests[-1].header("transfer-encoding") == "chunked"
     await assert_next_answer_is_its_own(pool, backend)
+
+
+class _ThreadedLateInjector:
+    """A backend in a thread of its own (as a real backend is another process): it answers
+    /late, then 10 ms later writes an extra answer into the idle connection; every other
+    request it answers with its own path."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # the client closes the dirty connection
+            buffered = b""
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffered += data
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                if path == b"/late":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+                    time.sleep(0.01)
+                    conn.sendall(INJECTED)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(path), path))
+
+    def close(self) -> None:
+        self.server.close()
+
+
+async def test_bytes_that_reach_an_idle_connection_while_the_loop_is_busy_are_never_an_answer() -> None:
+    """Under load the event loop may not run `data_received` before the connection is taken
+    again: the extra answer sits in the kernel. The pool looks at the socket before reuse."""
+    backend = _ThreadedLateInjector()
+    pool = Http11Pool("127.0.0.1", backend.port, size=1)
+    try:
+        first = await pool.request("GET", b"/late", [(b"host", b"b")])
+        assert await first.read() == b"hi"
+        first.release()
+        time.sleep(0.1)  # the loop is busy elsewhere; the backend's late bytes arrive meanwhile
+        second = await pool.request("GET", b"/victim", [(b"host", b"b")])
+        assert (second.status, await second.read()) == (200, b"/victim")
+        assert b"set-cookie" not in {name for name, _ in second.headers}
+        second.release()
+        assert backend.connections == 2  # the dirty connection was not reused
+    finally:
+        await pool.close()
+        backend.close()

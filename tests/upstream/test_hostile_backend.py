@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -298,3 +299,90 @@ async def test_chunked_upload_to_an_http10_backend_gets_a_length(tmp_path: Path)
             await c.get("/h/old")  # the backend says it speaks HTTP/1.0
             r = await c.post("/h/old", content=chunks())
         assert r.json() == {"te": None, "cl": "200000", "size": 200_000}
+
+
+@pytest.mark.parametrize("status", [b"000", b"099", b"600", b"999"])
+async def test_a_status_no_client_can_take_is_502_with_an_access_line(tmp_path: Path, status: bytes) -> None:
+    """llhttp parses any three digits; the client gets 502 (not a dropped connection), and the
+    request stays in the access log and metrics (a hostile backend cannot make it vanish)."""
+    async with hostile_gateway(tmp_path) as gw:
+        gw.backend.reply("/h/odd", b"HTTP/1.1 " + status + b" Odd\r\nContent-Length: 2\r\n\r\nhi")
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as c:
+            r = await c.get("/h/odd")
+        assert r.status_code == 502 and r.json()["reason"] == "upstream_protocol_error"
+        records = [json.loads(line) for line in gw.log.getvalue().splitlines()]
+        assert [(rec["path"], rec["status"]) for rec in records] == [("/h/odd", 502)]
+        await own_answer(gw)
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 5\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+], ids=["not_modified_with_length", "no_content_with_length"])
+async def test_a_length_on_a_bodyless_answer_keeps_the_clients_connection(tmp_path: Path, raw: bytes) -> None:
+    """A 304 may repeat the representation's Content-Length (RFC 9110 8.6). Relayed as is, the
+    server waited for a body that never comes and dropped the client's keep-alive connection."""
+    async with hostile_gateway(tmp_path) as gw:
+        gw.backend.reply("/h/cond", raw)
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]))
+        try:
+            # Two requests pipelined on one connection: both must be answered, in order.
+            writer.write(b"GET /h/cond HTTP/1.1\r\nHost: x\r\n\r\nGET /ok?second HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            data = b""
+            while b"/ok?second" not in data:
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                assert chunk, data
+                data += chunk
+        finally:
+            writer.close()
+        first, _, rest = data.partition(b"\r\n\r\n")
+        assert first.split(b"\r\n")[0] in (b"HTTP/1.1 304 Not Modified", b"HTTP/1.1 204 No Content")
+        assert b"content-length" not in first.lower()
+        assert rest.startswith(b"HTTP/1.1 200 OK")
+        records = [json.loads(line) for line in gw.log.getvalue().splitlines()]
+        assert [rec["path"] for rec in records] == ["/h/cond", "/ok"]
+
+
+async def test_a_backend_cannot_set_or_clear_the_gateways_cookies(tmp_path: Path) -> None:
+    """Session fixation through a backend: its Set-Cookie for the gateway's own cookies
+    (session, CSRF, OIDC state; any case, with or without __Host-) is dropped, its own stay."""
+    async with hostile_gateway(tmp_path) as gw:
+        gw.backend.reply(
+            "/h/cookies",
+            b"HTTP/1.1 200 OK\r\n"
+            b"Set-Cookie: __Host-pg_session=attacker; Path=/; Secure; HttpOnly\r\n"
+            b"Set-Cookie: __host-PG_session=attacker2; Path=/; Secure\r\n"
+            b"Set-Cookie: pg_session=; Max-Age=0\r\n"
+            b"Set-Cookie: __Host-pg_csrf=x; Path=/; Secure\r\n"
+            b"Set-Cookie: __Secure-pg_oidc=x; Secure\r\n"
+            b"Set-Cookie: backend_pref=dark; Path=/\r\n"
+            b"Content-Length: 2\r\n\r\nhi",
+        )
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as c:
+            r = await c.get("/h/cookies")
+        assert r.status_code == 200
+        assert r.headers.get_list("set-cookie") == ["backend_pref=dark; Path=/"]
+
+
+async def test_a_client_that_stops_reading_a_long_answer_frees_the_backend_connection(tmp_path: Path) -> None:
+    """One pooled connection, a 16 MB answer, a client that reads nothing: after the stream
+    idle timeout the answer is cut off, counted as the client's, and the next user is served
+    (before, the pool stayed taken until the request deadline)."""
+    size = 16 * 1024 * 1024
+    async with hostile_gateway(tmp_path, pool_size=1, stream_idle_timeout_seconds=0.5,
+                               acquire_timeout_seconds=10.0, request_timeout_seconds=60.0) as gw:
+        gw.backend.reply("/h/big", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size)
+        stalled = socket.socket()
+        try:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+            stalled.connect(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])))
+            stalled.sendall(b"GET /h/big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never a recv
+            await asyncio.sleep(0.3)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await own_answer(gw)
+            assert loop.time() - started < 5
+            assert gw.metric('portal_gateway_client_read_timeouts_total{upstream="hostile"} 1.0')
+        finally:
+            stalled.close()
