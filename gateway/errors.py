@@ -80,6 +80,18 @@ class PayloadTooLarge(GatewayError):
     reason = "payload_too_large"
 
 
+class TransferCodingNotImplemented(GatewayError):
+    """A request body in a transfer coding other than exactly `chunked` (RFC 9112 6.1: 501).
+
+    Relaying `gzip, chunked` as plain chunked would hand the backend gzip bytes it
+    takes for the body itself; no backend of this gateway is asked to decode them.
+    """
+
+    status_code = 501
+    error = "not_implemented"
+    reason = "unsupported_transfer_coding"
+
+
 class TooManyRequests(GatewayError):
     status_code = 429
     error = "too_many_requests"

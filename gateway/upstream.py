@@ -37,6 +37,7 @@ from gateway.errors import (
     GatewayError,
     PayloadTooLarge,
     RequestTimeout,
+    TransferCodingNotImplemented,
     UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
@@ -313,10 +314,13 @@ class UpstreamPool:
         out: list[tuple[bytes, bytes]] = []
         length: int | None = None
         chunked = False
+        codings: list[bytes] = []
         for name, value in headers:
             if name in drop:
                 if name == b"transfer-encoding":
-                    chunked = b"chunked" in value.lower()
+                    # Every Transfer-Encoding header counts (two headers are one list).
+                    codings += (c.strip().lower() for c in value.split(b","))
+                    chunked = True
                 elif name == b"content-length":
                     try:
                         length = int(value)
@@ -326,6 +330,8 @@ class UpstreamPool:
                         raise BadRequest("bad_content_length", "Content-Length is negative")
                 continue
             out.append((name, value))
+        if chunked and codings != [b"chunked"]:
+            raise TransferCodingNotImplemented(detail="Transfer-Encoding other than chunked")
         if chunked and length is not None:
             # RFC 9112 6.3: both present is a request-smuggling signal; refuse.
             raise BadRequest("ambiguous_length", "both Transfer-Encoding and Content-Length were sent")

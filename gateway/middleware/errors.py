@@ -27,6 +27,10 @@ GATEWAY_MESSAGES: dict[str, tuple[str, str]] = {
     "bad_request": ("The request is malformed.", "Die Anfrage ist fehlerhaft."),
     "path_not_canonical": ("The request path is ambiguous.", "Der Anfragepfad ist mehrdeutig."),
     "payload_too_large": ("The request body is too large.", "Der Inhalt der Anfrage ist zu groß."),
+    "unsupported_transfer_coding": (
+        "The request body is sent in a coding this service does not take.",
+        "Der Inhalt der Anfrage ist in einer Kodierung gesendet, die dieser Dienst nicht annimmt.",
+    ),
     "unauthenticated": ("Please log in.", "Bitte melden Sie sich an."),
     "login_required": (
         "Please log in to use this part of the portal.",

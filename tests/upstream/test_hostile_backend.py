@@ -386,3 +386,24 @@ async def test_a_client_that_stops_reading_a_long_answer_frees_the_backend_conne
             assert gw.metric('portal_gateway_client_read_timeouts_total{upstream="hostile"} 1.0')
         finally:
             stalled.close()
+
+
+@pytest.mark.parametrize("codings", [
+    b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+], ids=["gzip_then_chunked_in_two_headers"])
+async def test_a_request_body_in_another_transfer_coding_is_501_and_never_relayed(
+    tmp_path: Path, codings: bytes
+) -> None:
+    """Relayed as plain chunked, a gzip-coded body would reach the backend as if it were the
+    body itself. 501 (RFC 9112 6.1), and nothing reaches the backend."""
+    async with hostile_gateway(tmp_path) as gw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]))
+        try:
+            writer.write(b"POST /ok HTTP/1.1\r\nHost: x\r\n" + codings + b"\r\n5\r\nhello\r\n0\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        finally:
+            writer.close()
+        assert head.startswith(b"HTTP/1.1 501 ")
+        assert gw.backend.requests == []
+        await own_answer(gw)
