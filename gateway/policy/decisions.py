@@ -3,29 +3,60 @@
 What a security engineer would otherwise write with `jq`: filter the records of
 gateway/policy/decision_log.py by subject, outcome, reason, action, resource, route (resolved
 through the route table to its action and resource type) and time range; print them as a
-table or as the JSON lines themselves; count them (`--summary`); or follow a live log
-(`--follow`: the matching records so far, then each new one, like `tail -n +1 -f`). A line
-that is not a decision record is skipped and counted, never a traceback: a log cut by a full
-disk still answers.
+table or as the JSON lines themselves; count them (`--summary`; with `--shadow`, the shadow
+policy's disagreements by active → shadow outcome and reason); or follow a live log
+(`--follow`: the matching records so far, then each new one, like `tail -n +1 -F`).
+
+Never a traceback:
+
+- A line that is not a decision record is skipped and counted: not JSON, not a JSON object,
+  invalid UTF-8, a truncated last line (a log cut by a full disk), or a record whose fields
+  have the wrong type (`reason` a list, `time` a number, ...; the documented fields are
+  strings or null, `latency_us` a number or null). The note on stderr gives the count and the
+  first line number; in follow mode each skipped line is noted as it arrives.
+- Output into a pipe that closes early (`| head`, quitting `less`) ends quietly with exit
+  status 141 (128 + SIGPIPE), what `grep`, `cat` and `jq` give the shell in that case.
+- Follow mode survives log rotation the way `tail -F` does: when the path names a new file
+  (rename rotation, logrotate `create`) it reads the rest of the old file, then the new one
+  from its start (and still reads what a writer adds to the old file for a few seconds);
+  when the file shrinks below the position read (logrotate `copytruncate`) it reads it again
+  from the start. Both are noted on stderr.
+- Usage errors (exit 2): an `--outcome` that is not one of the outcomes (the valid values are
+  listed), `--follow` with `--summary` (a summary counts a finished set of records; use
+  `--summary --since 15m` instead), `--route` without a configuration to take the route table
+  from (`--config` or $PORTAL_GATEWAY_CONFIG).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, get_args
 
-__all__ = ["DecisionFilter", "parse_when", "query", "summarize"]
+from gateway.policy.decision import Outcome
+from gateway.policy.decision_log import FIELDS, SHADOW_FIELDS
+
+__all__ = ["OUTCOMES", "DecisionFilter", "Follower", "command", "parse_when", "query", "run", "summarize"]
+
+#: The outcomes a decision record can carry (gateway/policy/decision.py).
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+#: Exit status when stdout is a pipe that closed early: what a tool killed by SIGPIPE gives the shell.
+EXIT_BROKEN_PIPE = 128 + 13
+_PROG = "portal-gateway decisions"
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhd])\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+#: Fields that are a string or null in a well-formed record.
+_STRING_FIELDS = tuple(k for k in FIELDS if k != "latency_us") + SHADOW_FIELDS
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -85,23 +116,46 @@ def _time_of(rec: dict[str, Any]) -> datetime | None:
 
 @dataclass
 class Skipped:
+    """Lines that are not decision records: how many, and the first one's line number."""
+
     lines: int = 0
+    first: int | None = None
+    #: Called with the line number of each skipped line as it is met (follow mode).
+    on_skip: Callable[[int], None] | None = field(default=None, repr=False)
+
+    def add(self, lineno: int) -> None:
+        self.lines += 1
+        if self.first is None:
+            self.first = lineno
+        if self.on_skip is not None:
+            self.on_skip(lineno)
+
+
+def _is_record(rec: object) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    if not isinstance(rec.get("decision_id"), str) or not isinstance(rec.get("outcome"), str):
+        return False
+    if any(not isinstance(rec.get(k), (str, type(None))) for k in _STRING_FIELDS):
+        return False
+    latency = rec.get("latency_us")
+    return latency is None or (isinstance(latency, (int, float)) and not isinstance(latency, bool))
 
 
 def _records(
     lines: Iterable[str], skipped: Skipped, shadow: bool = False
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    for line in lines:
+    for lineno, line in enumerate(lines, 1):
         text = line.strip()
         if not text:
             continue
         try:
             rec = json.loads(text)
-        except ValueError:
-            skipped.lines += 1
+        except (ValueError, RecursionError):
+            skipped.add(lineno)
             continue
-        if not isinstance(rec, dict) or "decision_id" not in rec or "outcome" not in rec:
-            skipped.lines += 1
+        if not _is_record(rec):
+            skipped.add(lineno)
             continue
         if rec.get("shadow_outcome") is not None and not shadow:
             continue  # a shadow policy's disagreement, not a decision of its own
@@ -116,23 +170,30 @@ def query(
             and (not shadow or rec.get("shadow_outcome") is not None))
 
 
+def _s(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
 def render(rec: dict[str, Any]) -> str:
-    resource = f"{rec.get('resource_type') or '-'}:{rec.get('resource_id') or '-'}"
-    return "  ".join(
-        str(x)
-        for x in (
-            rec.get("time") or "-",
-            f"{rec.get('outcome', '-'):<11}",
-            f"{rec.get('reason') or '-':<28}",
-            f"{rec.get('action') or '-':<22}",
-            f"{resource:<28}",
-            rec.get("subject") or "-",
-            rec.get("decision_id") or "-",
-        )
-    )
+    resource = f"{_s(rec.get('resource_type'))}:{_s(rec.get('resource_id'))}"
+    outcome = _s(rec.get("outcome"))
+    if rec.get("shadow_outcome") is not None:
+        outcome = f"{outcome}→{_s(rec.get('shadow_outcome'))}"
+    return "  ".join((
+        _s(rec.get("time")),
+        f"{outcome:<11}",
+        f"{_s(rec.get('reason')):<28}",
+        f"{_s(rec.get('action')):<22}",
+        f"{resource:<28}",
+        _s(rec.get("subject")),
+        _s(rec.get("decision_id")),
+    ))
 
 
-def summarize(records: Iterable[dict[str, Any]], *, top: int = 10) -> str:
+def summarize(records: Iterable[dict[str, Any]], *, top: int = 10, shadow: bool = False) -> str:
+    """Counts of decisions; with `shadow`, of disagreements by active → shadow outcome and reason."""
+    if shadow:
+        return _summarize_shadow(records, top=top)
     by_outcome: Counter[str] = Counter()
     by_reason: Counter[str] = Counter()
     by_action: Counter[str] = Counter()
@@ -146,26 +207,139 @@ def summarize(records: Iterable[dict[str, Any]], *, top: int = 10) -> str:
             by_reason[str(rec.get("reason"))] += 1
             by_subject[str(rec.get("subject"))] += 1
         by_action[f"{rec.get('action')} {outcome}"] += 1
-    out = [f"{total} decisions"]
-    for title, counter in (("by outcome", by_outcome), ("denials by reason", by_reason),
-                           ("by action and outcome", by_action), ("most denied subjects", by_subject)):
+    return _sections(f"{total} decisions", top, (
+        ("by outcome", by_outcome), ("denials by reason", by_reason),
+        ("by action and outcome", by_action), ("most denied subjects", by_subject)))
+
+
+def _summarize_shadow(records: Iterable[dict[str, Any]], *, top: int) -> str:
+    by_outcome: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    by_action: Counter[str] = Counter()
+    by_subject: Counter[str] = Counter()
+    total = 0
+    for rec in records:
+        total += 1
+        change = f"{rec.get('outcome')} → {rec.get('shadow_outcome')}"
+        by_outcome[change] += 1
+        by_reason[f"{rec.get('reason')} → {rec.get('shadow_reason')}"] += 1
+        by_action[f"{rec.get('action')} {change}"] += 1
+        by_subject[str(rec.get("subject"))] += 1
+    return _sections(f"{total} shadow disagreements", top, (
+        ("by active → shadow outcome", by_outcome), ("by active → shadow reason", by_reason),
+        ("by action", by_action), ("subjects", by_subject)))
+
+
+def _sections(head: str, top: int, sections: Iterable[tuple[str, Counter[str]]]) -> str:
+    out = [head]
+    for title, counter in sections:
         out.append(f"\n{title}:")
         out.extend(f"  {count:>8}  {key}" for key, count in counter.most_common(top))
     return "\n".join(out)
 
 
-def follow(stream: IO[str], *, poll: float = 0.25, stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
-    """Yield the lines of `stream`, then the lines appended to it, like `tail -n +1 -f`."""
-    partial = ""
-    while not stop():
-        chunk = stream.readline()
-        if not chunk:
-            time.sleep(poll)
-            continue
-        partial += chunk
-        if partial.endswith("\n"):
-            yield partial
-            partial = ""
+@dataclass
+class _Open:
+    stream: BinaryIO
+    lineno: int = 0
+    #: For a rotated-away file: until when it is still read (a writer may not have reopened yet).
+    until: float = 0.0
+
+
+class Follower:
+    """The lines of a file, then the lines appended to it, across rotations (like `tail -n +1 -F`).
+
+    `lineno` and `path` name the line last yielded, for notes about it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        stream: BinaryIO,
+        *,
+        poll: float = 0.25,
+        grace: float = 5.0,
+        stop: Callable[[], bool] = lambda: False,
+        note: Callable[[str], None] = lambda _msg: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.poll = poll
+        self.grace = grace
+        self.stop = stop
+        self.note = note
+        self.clock = clock
+        self._cur = _Open(stream)
+        self._old: list[_Open] = []
+        self.lineno = 0
+
+    def close(self) -> None:
+        for f in (self._cur, *self._old):
+            f.stream.close()
+        self._old = []
+
+    def __iter__(self) -> Iterator[str]:
+        while not self.stop():
+            got = False
+            for f in (*self._old, self._cur):
+                for line in self._lines(f):
+                    got = True
+                    yield line
+            if got:
+                continue
+            now = self.clock()
+            for f in [f for f in self._old if f.until <= now]:
+                f.stream.close()
+                self._old.remove(f)
+            if not self._check_rotation():
+                time.sleep(self.poll)
+
+    def _lines(self, f: _Open) -> Iterator[str]:
+        while True:
+            pos = f.stream.tell()
+            line = f.stream.readline()
+            if not line:
+                return
+            if not line.endswith(b"\n"):
+                f.stream.seek(pos)  # a line still being written: read it whole next time
+                return
+            f.lineno += 1
+            self.lineno = f.lineno
+            yield line.decode("utf-8", errors="replace")
+
+    def _check_rotation(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            cur = os.fstat(self._cur.stream.fileno())
+        except OSError:
+            return False  # moved away and not created again yet: keep reading the old file
+        if (st.st_dev, st.st_ino) != (cur.st_dev, cur.st_ino):
+            try:
+                new = self.path.open("rb")
+            except OSError:
+                return False
+            self._cur.until = self.clock() + self.grace
+            self._old.append(self._cur)
+            self._cur = _Open(new)
+            self.note(f"{self.path} was rotated, following the new file")
+            return True
+        if st.st_size < self._cur.stream.tell():
+            self._cur.stream.seek(0)
+            self._cur.lineno = 0
+            self.note(f"{self.path} was truncated, reading it from the start")
+            return True
+        return False
+
+
+def _quiet_stdout(out: IO[str]) -> None:
+    """After EPIPE: point the stream's descriptor at /dev/null so the flush at exit is silent too."""
+    try:
+        fd = out.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def run(
@@ -178,30 +352,115 @@ def run(
     shadow: bool = False,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    poll: float = 0.25,
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    if flt.outcome is not None and flt.outcome not in OUTCOMES:
+        print(f"{_PROG}: --outcome {flt.outcome!r} is not an outcome; the outcomes are: {', '.join(OUTCOMES)}",
+              file=err)
+        return 2
+    if follow_mode and summary:
+        print(f"{_PROG}: --follow and --summary do not go together (a summary counts a finished set of "
+              "records): use --summary with --since/--until, or --follow without --summary", file=err)
+        return 2
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        print(f"{_PROG}: cannot read {path}: {exc.strerror or exc}", file=err)
+        return 2
     skipped = Skipped()
     try:
-        stream = path.open(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        print(f"portal-gateway decisions: cannot read {path}: {exc.strerror or exc}", file=err)
-        return 2
-    with stream:
         if follow_mode:
-            try:
-                for text, rec in query(follow(stream), flt, skipped, shadow=shadow):
-                    print(text if as_json else render(rec), file=out, flush=True)
-            except KeyboardInterrupt:
-                return 0
-            return 0
-        matched = query(stream, flt, skipped, shadow=shadow)
-        if summary:
-            print(summarize(rec for _, rec in matched), file=out)
-        else:
-            for text, rec in matched:
-                print(text if as_json else render(rec), file=out)
+            return _follow(path, stream, flt, as_json=as_json, shadow=shadow, out=out, err=err,
+                           poll=poll, stop=stop)
+        with stream:
+            lines = (raw.decode("utf-8", errors="replace") for raw in stream)
+            matched = query(lines, flt, skipped, shadow=shadow)
+            if summary:
+                print(summarize((rec for _, rec in matched), shadow=shadow), file=out)
+            else:
+                for text, rec in matched:
+                    print(text if as_json else render(rec), file=out)
+            out.flush()
+    except BrokenPipeError:
+        _quiet_stdout(out)
+        return EXIT_BROKEN_PIPE
     if skipped.lines:
-        print(f"portal-gateway decisions: skipped {skipped.lines} line(s) that are not decision records",
-              file=err)
+        print(f"{_PROG}: skipped {skipped.lines} line(s) that are not decision records "
+              f"(the first: line {skipped.first})", file=err)
     return 0
+
+
+def _follow(
+    path: Path, stream: BinaryIO, flt: DecisionFilter, *, as_json: bool, shadow: bool, out: IO[str],
+    err: IO[str], poll: float, stop: Callable[[], bool],
+) -> int:
+    def note(msg: str) -> None:
+        print(f"{_PROG}: {msg}", file=err, flush=True)
+
+    follower = Follower(path, stream, poll=poll, stop=stop, note=note)
+    skipped = Skipped()
+    skipped.on_skip = lambda _n: note(
+        f"skipped line {follower.lineno} of {follower.path}: not a decision record ({skipped.lines} so far)")
+    try:
+        for text, rec in query(follower, flt, skipped, shadow=shadow):
+            print(text if as_json else render(rec), file=out, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.close()
+    return 0
+
+
+def command(args: argparse.Namespace) -> int:
+    """`portal-gateway decisions` with the arguments gateway/cli.py parsed."""
+    from gateway.settings import ENV_PREFIX, load_settings
+
+    if args.route and args.config is None and not os.environ.get(ENV_PREFIX + "CONFIG"):
+        print(f"{_PROG}: --route needs the route table of a configuration: give --config FILE "
+              f"(or set {ENV_PREFIX}CONFIG); without one, filter with --action and --resource", file=sys.stderr)
+        return 2
+    settings = None
+    if args.file is None or args.route:
+        settings = load_settings(args.config)
+    if args.file is not None:
+        path = Path(args.file)
+    else:
+        assert settings is not None
+        target = settings.policy.decision_log
+        if target in ("stdout", "off", ""):
+            print(f"{_PROG}: {settings.source}: policy.decision_log is {target!r}, not a file; "
+                  "name the file (e.g. where your log shipper writes stdout)", file=sys.stderr)
+            return 2
+        path = settings.path(target)
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 2
+    routes = None
+    if args.route:
+        from gateway.routes import RouteTableError, load_routes
+
+        assert settings is not None
+        try:
+            table = load_routes(settings.path(settings.routes.path), settings.upstreams)
+        except RouteTableError as exc:
+            print(f"{_PROG}: --route: the route table of {settings.source} does not load: {exc}", file=sys.stderr)
+            return 2
+        routes = frozenset(
+            (r.action, r.resource) for r in table.routes if r.name == args.route and r.action and r.resource
+        )
+        if not routes:
+            print(f"{_PROG}: no non-public route named {args.route!r} in {settings.routes.path}", file=sys.stderr)
+            return 2
+    resource_type, _, resource_id = (args.resource or "").partition(":")
+    flt = DecisionFilter(
+        subject=args.subject, outcome=args.outcome, reason=args.reason, action=args.action,
+        resource_type=resource_type or None, resource_id=resource_id or None,
+        since=since, until=until, routes=routes,
+    )
+    return run(path, flt, summary=args.summary, as_json=args.json, follow_mode=args.follow, shadow=args.shadow)
