@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.assertion import AssertionSigner
 from gateway.components import Components, Hook, build_components
+from gateway.decision_page import DecisionHistory
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics
@@ -270,7 +271,14 @@ def build_app(
         ops_hooks[0].append(snapshots.start)
         ops_hooks[1].append(snapshots.stop)
     policy_status: Callable[[], tuple[bool, str]] | None = getattr(components.authorizer, "ready", None)
-    ops = build_ops_app(registry, components.ready_checks, metrics, render=render, policy_status=policy_status)
+    shadow = getattr(components.authorizer, "shadow", None)
+    shadow_status: Callable[[], tuple[bool, str]] | None = shadow.ready if shadow is not None else None
+    history = DecisionHistory()
+    ops = build_ops_app(registry, components.ready_checks, metrics, render=render, policy_status=policy_status,
+                        shadow_status=shadow_status, history=history)
+    if serve_ops:
+        ops_hooks[0].append(history.start)
+        ops_hooks[1].append(history.stop)
     if serve_ops and settings.server.ops_port:
         listener = OpsListener(
             ops, host=settings.server.ops_host, port=settings.server.ops_port,

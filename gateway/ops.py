@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from gateway.components import ReadyCheck
-from gateway.decision_page import decision_routes
+from gateway.decision_page import DecisionHistory, decision_routes
 from gateway.metrics import GatewayMetrics
 
 __all__ = ["OpsListener", "build_ops_app", "health_route"]
@@ -52,6 +52,8 @@ def build_ops_app(
     extra_routes: Sequence[BaseRoute] = (),
     render: Callable[[], bytes] | None = None,
     policy_status: Callable[[], tuple[bool, str]] | None = None,
+    shadow_status: Callable[[], tuple[bool, str]] | None = None,
+    history: DecisionHistory | None = None,
 ) -> ASGIApp:
     """Health, readiness with details, and Prometheus metrics.
 
@@ -89,7 +91,7 @@ def build_ops_app(
             health_route(),
             Route("/_gateway/ready", ready, methods=["GET"]),
             Route("/_gateway/metrics", metrics_endpoint, methods=["GET"]),
-            *decision_routes(exposition, policy_status),
+            *decision_routes(exposition, policy_status, shadow_status, history),
             *extra_routes,
         ]
     )

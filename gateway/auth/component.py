@@ -166,6 +166,7 @@ def build_auth(
         clock=clock,
         possession=possession,
         notices=notices,
+        registry=registry,
     )
     cookies = CookiePolicy(
         secure=settings.server.cookie_secure, session_max_age=config.sessions.absolute_timeout_seconds

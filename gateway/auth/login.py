@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter
+
 from gateway.auth.accounts import Account, Accounts, normalize_login
 from gateway.auth.notices import Notices
 from gateway.auth.outcomes import InvalidInput, SecretRejected
@@ -83,7 +85,16 @@ class Logins:
         clock: Callable[[], float],
         possession: Possession | None = None,
         notices: Notices | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        #: Completed step-ups by second factor, whichever page or API asked (the decision
+        #: page's completion rate: a browser's step-up answers 303, an API's 200).
+        self.step_ups = Counter(
+            "portal_gateway_step_up_completed",
+            "Step-ups completed (the session raised to a fresh second factor), by method.",
+            ["method"],
+            registry=registry,
+        ) if registry is not None else None
         self._possession = possession
         self._notices = notices
         self._accounts = accounts
@@ -202,6 +213,8 @@ class Logins:
         rotated = await self._sessions.rotate(token, methods=methods, second_factor_at=self._clock())
         if rotated is None:
             raise SecretRejected("session_required")
+        if self.step_ups is not None:
+            self.step_ups.labels(used).inc()
         return LoginResult(*rotated)
 
     async def _check_sms_step_up(

@@ -28,6 +28,7 @@ from gateway.policy.engine import (
     Verdict,
     load_engine,
     read_route_actions,
+    revision_of,
 )
 from gateway.policy.metrics import PolicyMetrics
 from gateway.policy.model import Caller, Resource
@@ -76,6 +77,7 @@ class Authorizer:
         self._decision_ids = DecisionIds()
         self._engine = self._build()
         self._ready: tuple[bool, str] = (True, f"policy {self._engine.revision[:12]} loaded")
+        self._last_failure: str | None = None
         self.metrics.last_reload_ok.set(1)
         self.metrics.revision.info({"revision": self._engine.revision})
         self.metrics.cache_entries.set_function(lambda: float(self._engine.cache_len()))
@@ -156,6 +158,13 @@ class Authorizer:
     def revision(self) -> str:
         return self._engine.revision
 
+    def _failed_revision(self) -> str:
+        """The revision of the policy file a reload refused (what the security team pushed)."""
+        try:
+            return revision_of(Path(self.policy_path).read_text(encoding="utf-8"))[:12]
+        except (OSError, UnicodeDecodeError):
+            return "(unreadable)"
+
     def ready(self) -> tuple[bool, str]:
         """(last (re)load passed?, message); a failed reload keeps serving the last good policy."""
         return self._ready
@@ -179,6 +188,8 @@ class Authorizer:
             except PolicyLoadError as exc:
                 first = exc.problems[0] if exc.problems else "unknown problem"
                 more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+                at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                self._last_failure = f"{self._failed_revision()} at {at} UTC: {first}{more}"
                 self._ready = (
                     False,
                     f"policy reload failed: {first}{more}; serving last good {current.revision[:12]}",
@@ -197,7 +208,11 @@ class Authorizer:
             if engine.revision != current.revision:
                 self._engine = engine  # the atomic swap: one reference assignment
                 log.info("policy reloaded: %s -> %s", current.revision[:12], engine.revision[:12])
-            self._ready = (True, f"policy {self._engine.revision[:12]} loaded")
+            loaded = f"policy {self._engine.revision[:12]} loaded"
+            # The last failed reload stays visible after a good one (the decision page, /ready).
+            if self._last_failure is not None:
+                loaded += f"; last failed reload: {self._last_failure}"
+            self._ready = (True, loaded)
             self.metrics.reloads.labels(result="success").inc()
             self.metrics.last_reload_ok.set(1)
             self.metrics.revision.info({"revision": self._engine.revision})

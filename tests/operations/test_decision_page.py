@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway import decision_page
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import ROOT
 from tests.integration.test_roles import login_anna
@@ -26,7 +27,8 @@ async def _traffic(c: httpx.AsyncClient, h: dict[str, str]) -> None:
         assert (await c.get("/api/vpn/vpn-alpenblick-1", headers=h)).status_code in (403, 404)
 
 
-async def test_decision_page_in_chromium(tmp_path: Path) -> None:
+async def test_decision_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decision_page, "HISTORY_SECONDS", 0.5)  # points every 0.5 s, not every 10 s
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium not installed at {CHROMIUM}")
     from playwright.async_api import async_playwright
