@@ -116,6 +116,7 @@ def register(subparsers: Any) -> None:
     diff.add_argument("--explain", action="store_true", help="the deciding rules of both sides per change")
     diff.add_argument("--format", choices=("text", "markdown"), default="text")
     diff.add_argument("--fail-on-change", action="store_true", help="exit 1 also when any cell changes")
+    diff.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     diff.set_defaults(policy_func=_cmd_diff)
     policy.set_defaults(func=run_policy_command)
 
@@ -208,6 +209,15 @@ def _cmd_test(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    """`policy diff`: the report on `out`; usage and load errors, and progress, on stderr only."""
+    try:
+        return _diff(args, out)
+    except (UsageError, TableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _diff(args: argparse.Namespace, out: TextIO) -> int:
     from gateway.policy.diff import PolicySourceError, diff_policies, read_policy_source, render
 
     if args.worlds < 0:
@@ -230,9 +240,10 @@ def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
                 build_engine(source, label, route_actions=routes, business_station_url=_DEFAULTS.business_station_url)
             )
         except PolicyLoadError as exc:
+            # stderr, never `out`: CI redirects stdout into diff.md, the error belongs on the terminal
             for problem in exc.problems:
-                print(problem, file=out)
-            print(f"FAILED: {len(exc.problems)} problem(s) in {label}", file=out)
+                print(problem, file=sys.stderr)
+            print(f"FAILED: {len(exc.problems)} problem(s) in {label}", file=sys.stderr)
             return 1
         labels.append(label)
     tables = args.tests or None
@@ -251,11 +262,12 @@ def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
         seed=args.seed,
         explain=args.explain,
         business_station_url=_DEFAULTS.business_station_url,
+        progress=None if args.quiet else _progress,
     )
     out.write(render(report, args.format, explain=args.explain))
     if report.breaches:
         return 1
-    return 1 if args.fail_on_change and report.changes else 0
+    return 1 if args.fail_on_change and (report.changes or report.registration_changes) else 0
 
 
 def _actor_spec(text: str) -> dict[str, Any]:
@@ -326,6 +338,10 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
             print(f"why:       {note}", file=out)
     print(f"policy:    {engine.filename} revision {engine.revision}", file=out)
     return 0
+
+
+def _progress(line: str) -> None:
+    print(f"policy diff: {line}", file=sys.stderr, flush=True)
 
 
 def _describe_actor(actor: Any) -> str:
