@@ -110,49 +110,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _decisions(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from gateway.policy.decisions import command
 
-    from gateway.policy.decisions import DecisionFilter, parse_when, run
-
-    settings = None
-    if args.file is None or args.route:
-        settings = load_settings(args.config)
-    if args.file is not None:
-        path = Path(args.file)
-    else:
-        assert settings is not None
-        target = settings.policy.decision_log
-        if target in ("stdout", "off", ""):
-            print(f"portal-gateway decisions: {settings.source}: policy.decision_log is {target!r}, not a file; "
-                  "name the file (e.g. where your log shipper writes stdout)", file=sys.stderr)
-            return 2
-        path = settings.path(target)
-    try:
-        since = parse_when(args.since) if args.since else None
-        until = parse_when(args.until) if args.until else None
-    except ValueError as exc:
-        print(f"portal-gateway decisions: {exc}", file=sys.stderr)
-        return 2
-    routes = None
-    if args.route:
-        from gateway.routes import load_routes
-
-        assert settings is not None
-        table = load_routes(settings.path(settings.routes.path), settings.upstreams)
-        routes = frozenset(
-            (r.action, r.resource) for r in table.routes if r.name == args.route and r.action and r.resource
-        )
-        if not routes:
-            print(f"portal-gateway decisions: no non-public route named {args.route!r} in {settings.routes.path}",
-                  file=sys.stderr)
-            return 2
-    resource_type, _, resource_id = (args.resource or "").partition(":")
-    flt = DecisionFilter(
-        subject=args.subject, outcome=args.outcome, reason=args.reason, action=args.action,
-        resource_type=resource_type or None, resource_id=resource_id or None,
-        since=since, until=until, routes=routes,
-    )
-    return run(path, flt, summary=args.summary, as_json=args.json, follow_mode=args.follow, shadow=args.shadow)
+    return command(args)
 
 
 def _version() -> str:
