@@ -321,6 +321,32 @@ class _ThreadedLateInjector:
 async def test_bytes_that_reach_an_idle_connection_while_the_loop_is_busy_are_never_an_answer() -> None:
     """Under load the event loop may not run `data_received` before the connection is taken
     again: the extra answer sits in the kernel. The pool looks at the socket before reuse."""
+    await _late_bytes_on_a_busy_loop()
+
+
+def test_the_same_on_uvloop_and_a_clean_idle_connection_is_still_reused() -> None:
+    """uvloop (what `serve` picks when installed) hands out other socket objects: the check must
+    work there too, and must not take a clean idle connection for a dirty one."""
+    import uvloop
+
+    async def both() -> None:
+        await _late_bytes_on_a_busy_loop()
+        backend = _ThreadedLateInjector()
+        pool = Http11Pool("127.0.0.1", backend.port, size=1)
+        try:
+            for i in range(5):
+                r = await pool.request("GET", b"/clean-%d" % i, [(b"host", b"b")])
+                assert await r.read() == b"/clean-%d" % i
+                r.release()
+            assert backend.connections == 1
+        finally:
+            await pool.close()
+            backend.close()
+
+    uvloop.run(both())
+
+
+async def _late_bytes_on_a_busy_loop() -> None:
     backend = _ThreadedLateInjector()
     pool = Http11Pool("127.0.0.1", backend.port, size=1)
     try:
