@@ -190,44 +190,38 @@ def render(rec: dict[str, Any]) -> str:
     ))
 
 
+def _decision_keys(rec: dict[str, Any]) -> tuple[str, str | None, str, str | None]:
+    """(outcome, denial reason, action and outcome, denied subject) of one decision."""
+    outcome = str(rec.get("outcome"))
+    denied = outcome != "allow"
+    return (outcome, str(rec.get("reason")) if denied else None, f"{rec.get('action')} {outcome}",
+            str(rec.get("subject")) if denied else None)
+
+
+def _disagreement_keys(rec: dict[str, Any]) -> tuple[str, str | None, str, str | None]:
+    """(active → shadow outcome, active → shadow reason, action and change, subject) of one disagreement."""
+    change = f"{rec.get('outcome')} → {rec.get('shadow_outcome')}"
+    return (change, f"{rec.get('reason')} → {rec.get('shadow_reason')}", f"{rec.get('action')} {change}",
+            str(rec.get("subject")))
+
+
 def summarize(records: Iterable[dict[str, Any]], *, top: int = 10, shadow: bool = False) -> str:
     """Counts of decisions; with `shadow`, of disagreements by active → shadow outcome and reason."""
+    keys = _disagreement_keys if shadow else _decision_keys
+    counters: tuple[Counter[str], ...] = (Counter(), Counter(), Counter(), Counter())
+    total = 0
+    for rec in records:
+        total += 1
+        for counter, key in zip(counters, keys(rec), strict=True):
+            if key is not None:
+                counter[key] += 1
     if shadow:
-        return _summarize_shadow(records, top=top)
-    by_outcome: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
-    by_action: Counter[str] = Counter()
-    by_subject: Counter[str] = Counter()
-    total = 0
-    for rec in records:
-        total += 1
-        outcome = str(rec.get("outcome"))
-        by_outcome[outcome] += 1
-        if outcome != "allow":
-            by_reason[str(rec.get("reason"))] += 1
-            by_subject[str(rec.get("subject"))] += 1
-        by_action[f"{rec.get('action')} {outcome}"] += 1
-    return _sections(f"{total} decisions", top, (
-        ("by outcome", by_outcome), ("denials by reason", by_reason),
-        ("by action and outcome", by_action), ("most denied subjects", by_subject)))
-
-
-def _summarize_shadow(records: Iterable[dict[str, Any]], *, top: int) -> str:
-    by_outcome: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
-    by_action: Counter[str] = Counter()
-    by_subject: Counter[str] = Counter()
-    total = 0
-    for rec in records:
-        total += 1
-        change = f"{rec.get('outcome')} → {rec.get('shadow_outcome')}"
-        by_outcome[change] += 1
-        by_reason[f"{rec.get('reason')} → {rec.get('shadow_reason')}"] += 1
-        by_action[f"{rec.get('action')} {change}"] += 1
-        by_subject[str(rec.get("subject"))] += 1
-    return _sections(f"{total} shadow disagreements", top, (
-        ("by active → shadow outcome", by_outcome), ("by active → shadow reason", by_reason),
-        ("by action", by_action), ("subjects", by_subject)))
+        titles = ("by active → shadow outcome", "by active → shadow reason", "by action", "subjects")
+        head = f"{total} shadow disagreements"
+    else:
+        titles = ("by outcome", "denials by reason", "by action and outcome", "most denied subjects")
+        head = f"{total} decisions"
+    return _sections(head, top, zip(titles, counters, strict=True))
 
 
 def _sections(head: str, top: int, sections: Iterable[tuple[str, Counter[str]]]) -> str:
